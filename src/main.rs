@@ -1,0 +1,3 @@
+//! The `sunaba` command.
+
+fn main() {}
