@@ -1,21 +1,45 @@
-//! Control groups: one interface over the cgroup v2 (unified) hierarchy and the
-//! v1 hierarchies of hybrid hosts.
+//! Control groups (`cgroups(7)`): one interface over the cgroup v2 (unified)
+//! hierarchy and the v1 hierarchies of hybrid and legacy hosts.
 //!
-//! INTERFACE CONTRACT (to be implemented; the engine codes against exactly this):
+//! A sandbox gets one cgroup, `rel` (normally `sunaba/<id>`), created at the
+//! root of each hierarchy it needs:
 //!
-//! - `Layout::detect()` reads /proc/self/mountinfo and never changes a mount.
-//! - `Cgroup::create(&layout, rel, &resources)` creates `rel` (for a run:
-//!   `sunaba/<id>`) at the root of every hierarchy it needs, writes the limits,
-//!   and on any error removes what it created.
-//! - `Cgroup::unified_dir()` is the v2 directory when the limits live on v2
-//!   (the engine opens it for clone3's CLONE_INTO_CGROUP); `None` on v1.
-//! - `add_process(pid)` moves a pid into every hierarchy (needed on v1).
-//! - `oom_kill_count()` reads `memory.events` (v2) or `memory.oom_control` (v1).
-//! - `kill()` kills every process; `destroy()` kills, waits until empty, rmdirs.
+//! - pure v2: one directory; the controllers it uses are enabled in
+//!   `cgroup.subtree_control` of the root and of every ancestor. Ancestors
+//!   never hold processes (the v2 "no internal processes" rule).
+//! - v1: one directory per hierarchy carrying cpu, memory, pids (and cpuset
+//!   when asked for), comounted controllers sharing one directory. On a
+//!   hybrid host the controller-less cgroup2 gets a directory too: systemd
+//!   and other tools track processes there, and its `cgroup.kill` (Linux
+//!   5.14) kills the whole tree atomically. It carries no limits, so a
+//!   failure to create it for lack of delegation only logs a warning.
+//!
+//! Invariants: detection only reads mountinfo; the only pre-existing files
+//! written are `cgroup.subtree_control` of the v2 root and of ancestors of
+//! `rel`; [`Cgroup::create`] removes everything it made when it fails; a
+//! shared ancestor is removed only when empty. What is computed (the writes
+//! for a `LinuxResources`) lives in [`plan`], which touches no file.
 
-use std::path::{Path, PathBuf};
+mod fs;
+mod layout;
+pub mod plan;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
+
+use layout::LayoutKind;
+pub use layout::{Layout, V1Hierarchy};
+use plan::{Controller, Plan};
+
+/// How long [`Cgroup::kill`] and [`Cgroup::destroy`] wait for the kernel to
+/// empty and release a cgroup.
+const EMPTY_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(10);
+/// Retries of a mkdir that lost a race against another run's removal of the
+/// shared parent.
+const MKDIR_ATTEMPTS: usize = 8;
 
 /// An error from cgroupfs, naming the file or directory it was about.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +50,7 @@ pub enum CgroupError {
         /// The directory that could not be created.
         path: PathBuf,
     },
-    /// Any other failure on a cgroup file.
+    /// Any other failure on a cgroup file or directory.
     #[error("cannot {op} {path}: {source}")]
     Io {
         /// What was attempted.
@@ -36,50 +60,601 @@ pub enum CgroupError {
         /// The kernel's answer.
         source: std::io::Error,
     },
+    /// The kernel rejected a value.
+    #[error("cannot write {value:?} to {path}")]
+    WriteFile {
+        /// The cgroup file.
+        path: PathBuf,
+        /// The text written.
+        value: String,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+    /// A line of mountinfo did not have the expected fields.
+    #[error("cannot parse /proc/self/mountinfo line {line}: {text:?}")]
+    Mountinfo {
+        /// The 1-based line number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// A cgroup file held something other than the expected format.
+    #[error("unexpected content in {path}: {text:?}")]
+    Parse {
+        /// The cgroup file.
+        path: PathBuf,
+        /// The offending line.
+        text: String,
+    },
+    /// Neither cgroup v1 nor cgroup2 is mounted.
+    #[error("no cgroup filesystem is mounted")]
+    NoCgroupFs,
+    /// A limit needs a controller the host does not offer.
+    #[error("controller {controller} is not available under {path}")]
+    ControllerUnavailable {
+        /// The controller name.
+        controller: &'static str,
+        /// The hierarchy root it was looked for.
+        path: PathBuf,
+    },
+    /// A resource value is out of range or inconsistent.
+    #[error("invalid {field} {value}: {reason}")]
+    InvalidValue {
+        /// The OCI field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The cgroup path is not a plain relative path.
+    #[error("invalid cgroup path {path}: must be relative, without '..'")]
+    InvalidPath {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The cgroup already exists (another sandbox with the same id).
+    #[error("cgroup {path} already exists")]
+    Exists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A setting this backend cannot honour and will not ignore.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What was asked for.
+        what: String,
+    },
+    /// Signalling a member of the cgroup failed.
+    #[error("cannot kill pid {pid} of {path}: {source}")]
+    Signal {
+        /// The process.
+        pid: i32,
+        /// The cgroup directory.
+        path: PathBuf,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+    /// Processes remained after the kill timeout.
+    #[error("cgroup {path} still has processes {pids:?} after {timeout:?}")]
+    NotEmpty {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// What was still listed.
+        pids: Vec<i32>,
+        /// How long was waited.
+        timeout: Duration,
+    },
+    /// The directory stayed busy after it was empty.
+    #[error("cgroup {path} is still busy after {timeout:?}")]
+    Busy {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// How long was waited.
+        timeout: Duration,
+    },
 }
 
-/// How the host mounts its cgroup hierarchies.
+/// One directory of the cgroup, in one hierarchy.
 #[derive(Debug, Clone)]
-pub struct Layout;
-
-impl Layout {
-    /// Detects the layout from /proc/self/mountinfo.
-    pub fn detect() -> Result<Layout, CgroupError> {
-        Ok(Layout)
-    }
+struct Dir {
+    path: PathBuf,
+    /// The v1 controllers of this hierarchy that the plan uses.
+    controllers: Vec<Controller>,
+    /// On a cgroup2 hierarchy (with or without controllers).
+    v2: bool,
+    /// Ancestors to remove when empty after this directory is gone, deepest
+    /// first: those this run created and those inside the `sunaba` tree.
+    prune: Vec<PathBuf>,
 }
 
 /// A cgroup sunaba created, in every hierarchy it needed.
 #[derive(Debug)]
-pub struct Cgroup;
+pub struct Cgroup {
+    dirs: Vec<Dir>,
+    limits_on_v2: bool,
+    memory_limit: Option<u64>,
+    unenforced: Vec<String>,
+    fake: bool,
+}
 
 impl Cgroup {
     /// Creates the cgroup `rel` and applies `resources`.
+    ///
+    /// Values are checked before anything is created. Limits the host cannot
+    /// enforce (no swap accounting, settings without a cgroup backend) are
+    /// logged as warnings and listed by [`Cgroup::unenforced`].
+    ///
+    /// # Errors
+    ///
+    /// [`CgroupError::NotDelegated`] when the caller may not create cgroups;
+    /// otherwise the first failed mkdir or write, or an invalid value. On
+    /// error nothing this call created is left behind.
     pub fn create(
-        _layout: &Layout,
-        _rel: &Path,
-        _resources: &LinuxResources,
+        layout: &Layout,
+        rel: &Path,
+        resources: &LinuxResources,
     ) -> Result<Cgroup, CgroupError> {
-        Ok(Cgroup)
+        check_rel(rel)?;
+        let plan = match layout.kind {
+            LayoutKind::Unified { .. } => plan::plan_v2(resources)?,
+            LayoutKind::Legacy { .. } => plan::plan_v1(resources)?,
+        };
+        let mut cgroup = Cgroup {
+            dirs: Vec::new(),
+            limits_on_v2: layout.is_unified(),
+            memory_limit: plan.memory_limit,
+            unenforced: plan.unenforced.clone(),
+            fake: layout.fake,
+        };
+
+        match cgroup.build(layout, rel, &plan) {
+            Ok(()) => {}
+            Err(e) => {
+                cgroup.remove_dirs();
+                return Err(e);
+            }
+        }
+        for what in &cgroup.unenforced {
+            tracing::warn!(cgroup = %cgroup.describe(), limit = %what, "cgroup limit not enforced");
+        }
+        tracing::info!(
+            cgroup = %cgroup.describe(),
+            writes = plan.writes.len(),
+            memory_limit = ?cgroup.memory_limit,
+            "cgroup created"
+        );
+        Ok(cgroup)
     }
-    /// The v2 directory, for CLONE_INTO_CGROUP.
+
+    /// Creates the directories and applies the plan; `self.dirs` records
+    /// every directory made so far, for the caller to undo on error.
+    fn build(&mut self, layout: &Layout, rel: &Path, plan: &Plan) -> Result<(), CgroupError> {
+        match &layout.kind {
+            LayoutKind::Unified { root } => {
+                let controllers = v2_controllers(root, plan)?;
+                self.make(root, rel, Vec::new(), true)?;
+                enable_controllers(root, rel, &controllers, self.fake)?;
+            }
+            LayoutKind::Legacy {
+                hierarchies,
+                unified,
+            } => {
+                for h in v1_hierarchies(layout, hierarchies, plan)? {
+                    self.make(&h.0, rel, h.1, false)?;
+                }
+                if plan.controllers().contains(&Controller::Cpuset) {
+                    let root = layout
+                        .v1_hierarchy("cpuset")
+                        .map(|h| h.mount.clone())
+                        .unwrap_or_default();
+                    inherit_cpuset(&root, rel, self.fake)?;
+                }
+                if let Some(root) = unified {
+                    match self.make(root, rel, Vec::new(), true) {
+                        Err(CgroupError::NotDelegated { path }) => tracing::warn!(
+                            path = %path.display(),
+                            "cannot create the process-tracking cgroup2 directory; continuing without it"
+                        ),
+                        other => other?,
+                    }
+                }
+            }
+        }
+        self.apply(plan)
+    }
+
+    /// Makes `rel` under `root`, with any missing ancestor, and records it.
+    fn make(
+        &mut self,
+        root: &Path,
+        rel: &Path,
+        controllers: Vec<Controller>,
+        v2: bool,
+    ) -> Result<(), CgroupError> {
+        let leaf = root.join(rel);
+        let mut created: Vec<PathBuf> = Vec::new();
+        for _ in 0..MKDIR_ATTEMPTS {
+            for ancestor in fs::ancestors(rel) {
+                let path = root.join(&ancestor);
+                if fs::make_dir(&path)? == fs::Made::Created && !created.contains(&path) {
+                    created.push(path);
+                }
+            }
+            match fs::make_dir(&leaf) {
+                Ok(fs::Made::Created) => {
+                    let prune = prune_list(root, rel, &created);
+                    tracing::debug!(path = %leaf.display(), "cgroup directory created");
+                    self.dirs.push(Dir {
+                        path: leaf,
+                        controllers,
+                        v2,
+                        prune,
+                    });
+                    return Ok(());
+                }
+                Ok(fs::Made::Existed) => {
+                    prune_created(&created);
+                    return Err(CgroupError::Exists { path: leaf });
+                }
+                // Another run removed the shared parent between our mkdirs.
+                Err(CgroupError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    prune_created(&created);
+                    return Err(e);
+                }
+            }
+        }
+        prune_created(&created);
+        Err(CgroupError::Io {
+            op: "create cgroup",
+            path: leaf,
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        })
+    }
+
+    /// Writes the plan's values, each into the directory of its controller.
+    fn apply(&mut self, plan: &Plan) -> Result<(), CgroupError> {
+        for write in &plan.writes {
+            let dir = self
+                .dirs
+                .iter()
+                .find(|d| {
+                    if self.limits_on_v2 {
+                        d.v2
+                    } else {
+                        d.controllers.contains(&write.controller)
+                    }
+                })
+                .ok_or(CgroupError::ControllerUnavailable {
+                    controller: write.controller.name(),
+                    path: PathBuf::new(),
+                })?;
+            let path = dir.path.join(&write.file);
+            if write.optional && !path.exists() {
+                self.unenforced
+                    .push(format!("{} (no {} on this kernel)", write.file, write.file));
+                continue;
+            }
+            tracing::debug!(path = %path.display(), value = %write.value, "cgroup write");
+            fs::write_file(&path, &write.value, self.fake)?;
+        }
+        Ok(())
+    }
+
+    /// The v2 directory when the limits live on cgroup2, for clone3's
+    /// `CLONE_INTO_CGROUP`; `None` on v1 and hybrid hosts, where the child
+    /// must be placed with [`Cgroup::add_process`].
     pub fn unified_dir(&self) -> Option<&Path> {
-        None
+        self.limits_on_v2
+            .then(|| self.dirs.iter().find(|d| d.v2).map(|d| d.path.as_path()))
+            .flatten()
     }
+
     /// Moves `pid` into the cgroup in every hierarchy.
-    pub fn add_process(&self, _pid: i32) -> Result<(), CgroupError> {
+    ///
+    /// # Errors
+    ///
+    /// The first `cgroup.procs` write the kernel refuses.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        for dir in &self.dirs {
+            fs::write_file(&dir.path.join("cgroup.procs"), &pid.to_string(), self.fake)?;
+        }
+        tracing::debug!(pid, cgroup = %self.describe(), "process added to cgroup");
         Ok(())
     }
-    /// The number of OOM kills inside this cgroup so far.
+
+    /// The number of OOM kills inside this cgroup so far: `oom_kill` of
+    /// `memory.events` (v2) or `memory.oom_control` (v1, Linux 4.13).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the memory controller is not in use or the file is
+    /// unreadable.
     pub fn oom_kill_count(&self) -> Result<u64, CgroupError> {
-        Ok(0)
+        let path = if self.limits_on_v2 {
+            self.dirs
+                .iter()
+                .find(|d| d.v2)
+                .map(|d| d.path.join("memory.events"))
+        } else {
+            self.dirs
+                .iter()
+                .find(|d| d.controllers.contains(&Controller::Memory))
+                .map(|d| d.path.join("memory.oom_control"))
+        };
+        let path = path.ok_or_else(|| CgroupError::Unsupported {
+            what: "counting OOM kills without the memory controller".to_string(),
+        })?;
+        Ok(fs::read_key(&path, "oom_kill")?.unwrap_or(0))
     }
-    /// Kills every process in the cgroup.
+
+    /// Kills every process in the cgroup and waits until none is listed.
+    ///
+    /// `cgroup.kill` (Linux 5.14) is used where a cgroup2 directory has it:
+    /// the kernel then kills the whole tree, forks in flight included. On
+    /// top of that, and alone on older kernels, every pid listed in any
+    /// hierarchy gets SIGKILL, pass after pass, until all lists are empty.
+    ///
+    /// # Errors
+    ///
+    /// [`CgroupError::NotEmpty`] when processes remain after the timeout.
     pub fn kill(&self) -> Result<(), CgroupError> {
+        for dir in self.dirs.iter().filter(|d| d.v2) {
+            let path = dir.path.join("cgroup.kill");
+            if !self.fake && path.exists() {
+                fs::write_file(&path, "1", false)?;
+            }
+        }
+
+        // A fake cgroupfs lists whatever a test wrote into it: those are no
+        // members of anything, so never signal them.
+        if self.fake {
+            return Ok(());
+        }
+
+        let deadline = Instant::now() + EMPTY_TIMEOUT;
+        loop {
+            let mut left = None;
+            for dir in &self.dirs {
+                let pids = fs::procs(&dir.path)?;
+                if !pids.is_empty() {
+                    fs::signal_procs(&dir.path)?;
+                    left = Some((dir.path.clone(), pids));
+                }
+            }
+            let Some((path, pids)) = left else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(CgroupError::NotEmpty {
+                    path,
+                    pids,
+                    timeout: EMPTY_TIMEOUT,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Kills what is left, waits until the cgroup is released and removes
+    /// it from every hierarchy, then removes shared ancestors that are empty.
+    ///
+    /// # Errors
+    ///
+    /// A kill that does not empty the cgroup, or a directory that stays
+    /// busy (`EBUSY`) past the timeout. The directories are then left for a
+    /// later `delete` to retry.
+    pub fn destroy(self) -> Result<(), CgroupError> {
+        self.kill()?;
+        let deadline = Instant::now() + EMPTY_TIMEOUT;
+        for dir in self.dirs.iter().rev() {
+            // Exiting tasks can hold a cgroup briefly after leaving
+            // cgroup.procs, so EBUSY means "not yet".
+            while !fs::remove_dir(&dir.path, self.fake)? {
+                if Instant::now() >= deadline {
+                    return Err(CgroupError::Busy {
+                        path: dir.path.clone(),
+                        timeout: EMPTY_TIMEOUT,
+                    });
+                }
+                std::thread::sleep(POLL);
+            }
+            for ancestor in &dir.prune {
+                fs::prune_dir(ancestor)?;
+            }
+        }
+        tracing::info!(cgroup = %self.describe(), "cgroup removed");
         Ok(())
     }
-    /// Kills what is left, waits until empty and removes the cgroup.
-    pub fn destroy(self) -> Result<(), CgroupError> {
-        Ok(())
+
+    /// The cgroup's directories, for logs.
+    pub fn describe(&self) -> String {
+        let paths: Vec<String> = self
+            .dirs
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        paths.join(", ")
+    }
+
+    /// Every directory of this cgroup, one per hierarchy.
+    pub fn dirs(&self) -> Vec<&Path> {
+        self.dirs.iter().map(|d| d.path.as_path()).collect()
+    }
+
+    /// The memory limit in bytes, when one was set.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    /// Requested settings the host does not enforce; also logged at create.
+    pub fn unenforced(&self) -> &[String] {
+        &self.unenforced
+    }
+
+    /// Undoes a failed create: removes the directories made so far, newest
+    /// first, then the ancestors made for them if they are empty.
+    fn remove_dirs(&mut self) {
+        for dir in self.dirs.drain(..).rev() {
+            if let Err(e) = fs::remove_dir(&dir.path, self.fake) {
+                tracing::debug!(path = %dir.path.display(), error = %e, "undo of cgroup mkdir failed");
+            }
+            prune_created(&dir.prune);
+        }
     }
 }
+
+/// Refuses absolute paths, `..` and empty paths: the cgroup must stay below
+/// each hierarchy's root.
+fn check_rel(rel: &Path) -> Result<(), CgroupError> {
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    if plain && rel.components().next().is_some() {
+        Ok(())
+    } else {
+        Err(CgroupError::InvalidPath {
+            path: rel.to_path_buf(),
+        })
+    }
+}
+
+/// Ancestors worth removing once empty, deepest first: the ones just
+/// created, and every one inside the `sunaba` tree (shared by all runs).
+fn prune_list(root: &Path, rel: &Path, created: &[PathBuf]) -> Vec<PathBuf> {
+    let ours = rel.components().next() == Some(Component::Normal("sunaba".as_ref()));
+    let mut list: Vec<PathBuf> = fs::ancestors(rel)
+        .into_iter()
+        .map(|a| root.join(a))
+        .filter(|p| ours || created.contains(p))
+        .collect();
+    list.reverse();
+    list
+}
+
+fn prune_created(created: &[PathBuf]) {
+    for path in created.iter().rev() {
+        if let Err(e) = fs::prune_dir(path) {
+            tracing::debug!(path = %path.display(), error = %e, "cannot remove cgroup parent");
+        }
+    }
+}
+
+/// The v2 controllers to enable: those the plan writes to (required), plus
+/// memory and pids for OOM and process accounting when the root offers them.
+fn v2_controllers(root: &Path, plan: &Plan) -> Result<Vec<Controller>, CgroupError> {
+    let available = fs::read_file(&root.join("cgroup.controllers"))?;
+    let available: Vec<&str> = available.split_whitespace().collect();
+    let mut wanted = plan.controllers();
+    for extra in [Controller::Memory, Controller::Pids] {
+        if available.contains(&extra.name()) && !wanted.contains(&extra) {
+            wanted.push(extra);
+        }
+    }
+    for c in &wanted {
+        if !available.contains(&c.name()) {
+            return Err(CgroupError::ControllerUnavailable {
+                controller: c.name(),
+                path: root.to_path_buf(),
+            });
+        }
+    }
+    wanted.sort();
+    Ok(wanted)
+}
+
+/// Enables `controllers` in `cgroup.subtree_control` of the root and of every
+/// ancestor of `rel`, writing only those not yet enabled, so a host's own
+/// settings are left as they are.
+fn enable_controllers(
+    root: &Path,
+    rel: &Path,
+    controllers: &[Controller],
+    fake: bool,
+) -> Result<(), CgroupError> {
+    let parents = std::iter::once(root.to_path_buf())
+        .chain(fs::ancestors(rel).into_iter().map(|a| root.join(a)));
+    for parent in parents {
+        let path = parent.join("cgroup.subtree_control");
+        let enabled = match fs::read_file(&path) {
+            Err(_) if fake => String::new(),
+            other => other?,
+        };
+        let mut enabled: Vec<&str> = enabled.split_whitespace().collect();
+        for c in controllers {
+            if enabled.contains(&c.name()) {
+                continue;
+            }
+            let value = format!("+{}", c.name());
+            tracing::debug!(path = %path.display(), value = %value, "enabling controller");
+            if !fake {
+                fs::write_file(&path, &value, false)?;
+            }
+            enabled.push(c.name());
+        }
+        if fake {
+            fs::write_file(&path, &enabled.join(" "), true)?;
+        }
+    }
+    Ok(())
+}
+
+/// The v1 hierarchies to create the cgroup in, each with the managed
+/// controllers it carries. cpu, memory and pids are always used when
+/// mounted (accounting, OOM counting); cpuset only when asked for, since a
+/// cpuset cgroup needs its cpus and mems filled in before it takes tasks.
+fn v1_hierarchies(
+    layout: &Layout,
+    all: &[V1Hierarchy],
+    plan: &Plan,
+) -> Result<Vec<(PathBuf, Vec<Controller>)>, CgroupError> {
+    let needed = plan.controllers();
+    let mut wanted = vec![Controller::Cpu, Controller::Memory, Controller::Pids];
+    if needed.contains(&Controller::Cpuset) {
+        wanted.push(Controller::Cpuset);
+    }
+    let mut out: Vec<(PathBuf, Vec<Controller>)> = Vec::new();
+    for c in wanted {
+        match layout.v1_hierarchy(c.name()) {
+            Some(h) => match out.iter_mut().find(|(m, _)| *m == h.mount) {
+                Some((_, cs)) => cs.push(c),
+                None => out.push((h.mount.clone(), vec![c])),
+            },
+            None if needed.contains(&c) => {
+                return Err(CgroupError::ControllerUnavailable {
+                    controller: c.name(),
+                    path: all.first().map(|h| h.mount.clone()).unwrap_or_default(),
+                })
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A new v1 cpuset cgroup starts with empty `cpuset.cpus` and `cpuset.mems`
+/// and refuses tasks until both are set (`cpusets.rst`), so each level
+/// below the root copies what its parent has if it is still empty.
+fn inherit_cpuset(root: &Path, rel: &Path, fake: bool) -> Result<(), CgroupError> {
+    let mut levels = fs::ancestors(rel);
+    levels.push(rel.to_path_buf());
+    let mut parent = root.to_path_buf();
+    for level in levels {
+        let dir = root.join(level);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = match fs::read_file(&dir.join(file)) {
+                Err(_) if fake => String::new(),
+                other => other?,
+            };
+            if own.trim().is_empty() {
+                let value = fs::read_file(&parent.join(file))?;
+                fs::write_file(&dir.join(file), value.trim(), fake)?;
+            }
+        }
+        parent = dir;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

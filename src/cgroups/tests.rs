@@ -1,0 +1,219 @@
+//! Unit tests of `Cgroup` against a fake cgroupfs in a temporary directory.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+};
+
+use super::*;
+
+fn resources() -> LinuxResources {
+    LinuxResourcesBuilder::default()
+        .cpu(
+            LinuxCpuBuilder::default()
+                .shares(1024u64)
+                .quota(25_000i64)
+                .period(100_000u64)
+                .build()
+                .expect("cpu"),
+        )
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64i64 << 20)
+                .swap(64i64 << 20)
+                .build()
+                .expect("memory"),
+        )
+        .pids(LinuxPidsBuilder::default().limit(16).build().expect("pids"))
+        .build()
+        .expect("resources")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+fn fake_v2() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("cgroup.subtree_control"), "io\n").expect("write");
+    let layout = Layout::fake_unified(dir.path());
+    (dir, layout)
+}
+
+/// cpu and cpuacct comounted, memory, pids, cpuset, and an empty cgroup2.
+fn fake_hybrid() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut hierarchies = Vec::new();
+    for (name, controllers) in [
+        ("cpu,cpuacct", vec!["cpu", "cpuacct"]),
+        ("memory", vec!["memory"]),
+        ("pids", vec!["pids"]),
+        ("cpuset", vec!["cpuset"]),
+    ] {
+        let mount = dir.path().join(name);
+        std::fs::create_dir(&mount).expect("mkdir");
+        hierarchies.push(V1Hierarchy {
+            mount,
+            controllers: controllers.into_iter().map(str::to_string).collect(),
+        });
+    }
+    let unified = dir.path().join("unified");
+    std::fs::create_dir(&unified).expect("mkdir");
+    let layout = Layout::fake_legacy(hierarchies, Some(unified));
+    (dir, layout)
+}
+
+#[test]
+fn v2_cgroup_gets_converted_limits_and_enabled_controllers() {
+    let (root, layout) = fake_v2();
+    let cg = Cgroup::create(&layout, Path::new("sunaba/a"), &resources()).expect("create");
+    let leaf = root.path().join("sunaba/a");
+    assert_eq!(cg.unified_dir(), Some(leaf.as_path()));
+    assert_eq!(read(&leaf.join("cpu.weight")), "39");
+    assert_eq!(read(&leaf.join("cpu.max")), "25000 100000");
+    assert_eq!(read(&leaf.join("memory.max")), "67108864");
+    assert_eq!(read(&leaf.join("pids.max")), "16");
+    assert_eq!(
+        read(&root.path().join("cgroup.subtree_control")),
+        "io cpu memory pids"
+    );
+    assert_eq!(
+        read(&root.path().join("sunaba/cgroup.subtree_control")),
+        "cpu memory pids"
+    );
+    // The fake has no swap or oom.group files: both count as unenforced.
+    assert!(cg
+        .unenforced()
+        .iter()
+        .any(|u| u.starts_with("memory.swap.max")));
+    assert_eq!(cg.memory_limit(), Some(64 << 20));
+}
+
+#[test]
+fn v2_missing_controller_is_refused_before_anything_is_made() {
+    let (root, layout) = fake_v2();
+    std::fs::write(root.path().join("cgroup.controllers"), "memory pids\n").expect("write");
+    let err = Cgroup::create(&layout, Path::new("sunaba/b"), &resources()).expect_err("no cpu");
+    assert!(matches!(
+        err,
+        CgroupError::ControllerUnavailable {
+            controller: "cpu",
+            ..
+        }
+    ));
+    assert!(!root.path().join("sunaba/b").exists());
+}
+
+#[test]
+fn hybrid_cgroup_spans_v1_hierarchies_and_unified() {
+    let (root, layout) = fake_hybrid();
+    let cg = Cgroup::create(&layout, Path::new("sunaba/c"), &resources()).expect("create");
+    assert_eq!(cg.unified_dir(), None);
+    let dirs: Vec<PathBuf> = ["cpu,cpuacct", "memory", "pids", "unified"]
+        .iter()
+        .map(|h| root.path().join(h).join("sunaba/c"))
+        .collect();
+    assert_eq!(
+        cg.dirs(),
+        dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()
+    );
+    assert!(
+        !root.path().join("cpuset/sunaba").exists(),
+        "cpuset only when asked"
+    );
+    assert_eq!(read(&dirs[0].join("cpu.shares")), "1024");
+    assert_eq!(read(&dirs[0].join("cpu.cfs_quota_us")), "25000");
+    assert_eq!(read(&dirs[1].join("memory.limit_in_bytes")), "67108864");
+    assert_eq!(read(&dirs[2].join("pids.max")), "16");
+    assert!(cg
+        .unenforced()
+        .iter()
+        .any(|u| u.starts_with("memory.memsw")));
+
+    cg.add_process(4242).expect("add");
+    for dir in &dirs {
+        assert_eq!(read(&dir.join("cgroup.procs")), "4242");
+    }
+    std::fs::write(
+        dirs[1].join("memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+    )
+    .expect("write");
+    assert_eq!(cg.oom_kill_count().expect("count"), 3);
+
+    cg.destroy().expect("destroy");
+    for h in ["cpu,cpuacct", "memory", "pids", "unified"] {
+        assert!(
+            !root.path().join(h).join("sunaba").exists(),
+            "{h} left behind"
+        );
+    }
+}
+
+#[test]
+fn cpuset_levels_inherit_the_parent_values() {
+    let (root, layout) = fake_hybrid();
+    std::fs::write(root.path().join("cpuset/cpuset.cpus"), "0-3\n").expect("write");
+    std::fs::write(root.path().join("cpuset/cpuset.mems"), "0\n").expect("write");
+    let mut res = resources();
+    let mut cpu = res.cpu().clone().expect("cpu");
+    cpu.set_cpus(Some("1".to_string()));
+    res.set_cpu(Some(cpu));
+    let _cg = Cgroup::create(&layout, Path::new("sunaba/d"), &res).expect("create");
+    assert_eq!(read(&root.path().join("cpuset/sunaba/cpuset.cpus")), "0-3");
+    assert_eq!(read(&root.path().join("cpuset/sunaba/d/cpuset.cpus")), "1");
+    assert_eq!(read(&root.path().join("cpuset/sunaba/d/cpuset.mems")), "0");
+}
+
+#[test]
+fn failed_create_leaves_no_directory() {
+    // The cpuset root has no cpus/mems to inherit: the failure comes after
+    // the cpu, memory, pids and cpuset directories were made.
+    let (root, layout) = fake_hybrid();
+    let mut res = resources();
+    let mut cpu = res.cpu().clone().expect("cpu");
+    cpu.set_cpus(Some("0".to_string()));
+    res.set_cpu(Some(cpu));
+    let err = Cgroup::create(&layout, Path::new("sunaba/e"), &res).expect_err("fails");
+    assert!(matches!(err, CgroupError::Io { op: "read", .. }), "{err}");
+    for h in ["cpu,cpuacct", "memory", "pids", "cpuset", "unified"] {
+        assert!(
+            !root.path().join(h).join("sunaba/e").exists(),
+            "{h}/sunaba/e left behind"
+        );
+    }
+}
+
+#[test]
+fn existing_cgroup_is_not_taken_over() {
+    let (root, layout) = fake_hybrid();
+    let first = Cgroup::create(&layout, Path::new("sunaba/f"), &resources()).expect("create");
+    let err = Cgroup::create(&layout, Path::new("sunaba/f"), &resources()).expect_err("exists");
+    assert!(matches!(err, CgroupError::Exists { .. }), "{err}");
+    assert!(root
+        .path()
+        .join("memory/sunaba/f/memory.limit_in_bytes")
+        .exists());
+    first.destroy().expect("destroy");
+}
+
+#[test]
+fn cgroup_path_must_stay_below_the_root() {
+    let (_root, layout) = fake_v2();
+    for rel in ["/abs", "../up", "sunaba/../../up", "", "./x"] {
+        let err = Cgroup::create(&layout, Path::new(rel), &resources()).expect_err(rel);
+        assert!(
+            matches!(err, CgroupError::InvalidPath { .. }),
+            "{rel}: {err}"
+        );
+    }
+}
