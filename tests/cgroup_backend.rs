@@ -324,3 +324,37 @@ fn rejected_value_leaves_no_cgroup() {
         assert!(!root.join(&rel).exists());
     }
 }
+
+/// Set in the re-executed test binary that drops to an unprivileged uid.
+const AS_NOBODY: &str = "SUNABA_CGROUP_TEST_AS_NOBODY";
+
+#[test]
+fn undelegated_create_reports_not_delegated() {
+    if !privileged("undelegated_create_reports_not_delegated") {
+        return;
+    }
+    // Credentials are process-wide: drop them in a fresh copy of this binary.
+    let status = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "create_as_nobody", "--test-threads=1"])
+        .env(AS_NOBODY, "1")
+        .status()
+        .expect("re-exec test binary");
+    assert!(status.success(), "unprivileged create: {status:?}");
+}
+
+#[test]
+fn create_as_nobody() {
+    if std::env::var_os(AS_NOBODY).is_none() {
+        return;
+    }
+    let nobody_gid = nix::unistd::Gid::from_raw(65534);
+    let nobody_uid = nix::unistd::Uid::from_raw(65534);
+    nix::unistd::setgroups(&[]).expect("setgroups");
+    nix::unistd::setresgid(nobody_gid, nobody_gid, nobody_gid).expect("setresgid");
+    nix::unistd::setresuid(nobody_uid, nobody_uid, nobody_uid).expect("setresuid");
+
+    let layout = Layout::detect().expect("detect layout");
+    let err = Cgroup::create(&layout, &unique_rel(), &resources(64 * MIB, 64 * MIB, 20))
+        .expect_err("nobody has no delegated cgroup");
+    assert!(matches!(err, CgroupError::NotDelegated { .. }), "{err}");
+}
