@@ -1,4 +1,68 @@
-//! sunaba: a daemonless Linux sandbox runtime built directly on kernel primitives.
+//! sunaba: a daemonless Linux sandbox runtime built directly on kernel
+//! primitives: namespaces, cgroups, pivot_root, capabilities, no_new_privs
+//! and seccomp.
+//!
+//! Every way in (a profile and docker-like flags, later a bundle's
+//! `config.json`) becomes one OCI runtime [`oci_spec::runtime::Spec`], and
+//! one engine carries it out: see `ARCHITECTURE.md`.
 
+pub mod capabilities;
 pub mod cgroups;
+pub mod cli;
+pub mod config;
+pub mod container;
+pub mod mounts;
+pub mod namespaces;
+pub mod network;
+pub mod process;
 pub mod seccomp;
+pub mod sys;
+
+use std::path::PathBuf;
+
+/// Any failure of sunaba itself (not of the sandboxed program).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A profile, flag or setting is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// Creating or starting the sandbox process failed.
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    /// Limits were required but cannot be enforced.
+    #[error("cannot enforce {limits}: no delegated cgroup at {path} for this user; run as root, ask for a delegated cgroup (systemd-run --user -p Delegate=yes), or drop --require-limits")]
+    LimitsUnenforceable {
+        /// The limits asked for.
+        limits: String,
+        /// The cgroup directory that could not be created.
+        path: PathBuf,
+    },
+    /// Another operation failed.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit status for this error: 127 when the program does not exist,
+    /// 126 when it cannot be executed, 125 for everything else (as docker).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Process(process::ProcessError::Setup(f)) if f.step == "exec" => {
+                if f.errno == Some(libc::ENOENT) {
+                    process::NOT_FOUND
+                } else {
+                    process::CANNOT_EXECUTE
+                }
+            }
+            _ => process::SETUP_FAILED,
+        }
+    }
+}

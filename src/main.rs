@@ -1,3 +1,74 @@
-//! The `sunaba` command.
+//! The `sunaba` command: parse arguments, set up logging, dispatch, report
+//! the error once, exit with the right status.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use sunaba::cli::{Cli, Command, LogFormat, LogLevel};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
+    let level = match (cli.log_level, cli.verbose || verbose) {
+        (Some(l), _) => l,
+        (None, true) => LogLevel::Debug,
+        (None, false) => LogLevel::Warn,
+    };
+    let level = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    let filter = EnvFilter::new(format!("sunaba={level}"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &cli.log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            Box::new(move || {
+                Box::new(
+                    file.try_clone()
+                        .expect("a just-opened log file can be duplicated"),
+                )
+            })
+        }
+        None => Box::new(|| Box::new(std::io::stderr())),
+    };
+    match cli.log_format {
+        LogFormat::Text => builder.with_writer(writer).with_ansi(false).init(),
+        LogFormat::Json => builder.json().with_writer(writer).init(),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = match &cli.command {
+        Command::Run(args) => args.verbose,
+    };
+    if let Err(e) = init_logging(&cli, verbose) {
+        eprintln!("sunaba: {e}");
+        return ExitCode::from(125);
+    }
+    let result = match &cli.command {
+        Command::Run(args) => sunaba::cli::run::run(args),
+    };
+    match result {
+        Ok(exit) => {
+            if let Some(why) = exit.explanation() {
+                eprintln!("sunaba: {why}");
+            }
+            ExitCode::from(u8::try_from(exit.status() & 0xff).unwrap_or(1))
+        }
+        Err(e) => {
+            eprintln!("sunaba: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(125))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Capabilities (capabilities(7)): the five sets of the sandboxed process and
+//! no_new_privs (prctl(2) PR_SET_NO_NEW_PRIVS).
+//!
+//! The sets are per thread, so they are changed in the single-threaded child
+//! just before exec. The bounding set is dropped first, while the child still
+//! holds CAP_SETPCAP; the user switch happens with PR_SET_KEEPCAPS so the
+//! permitted set survives it; then permitted, effective, inheritable and
+//! ambient are set to exactly what the spec lists.
+
+use std::collections::HashSet;
+
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
+
+/// A capability failure, naming the set or capability.
+#[derive(Debug, thiserror::Error)]
+pub enum CapabilityError {
+    /// A capability name is not known to this kernel interface.
+    #[error(
+        "unknown capability {0:?}; names look like CAP_NET_BIND_SERVICE (see capabilities(7))"
+    )]
+    Unknown(String),
+    /// Changing a set failed.
+    #[error("cannot set the {set} capability set: {source}")]
+    Set {
+        /// Which set.
+        set: &'static str,
+        /// The error from capset(2) or prctl(2).
+        source: caps::errors::CapsError,
+    },
+    /// prctl(PR_SET_NO_NEW_PRIVS) failed.
+    #[error("cannot set no_new_privs: {0}")]
+    NoNewPrivs(std::io::Error),
+}
+
+/// The capability sets of the sandboxed process, resolved for this kernel.
+#[derive(Debug, Clone, Default)]
+pub struct CapabilitySets {
+    bounding: CapsHashSet,
+    effective: CapsHashSet,
+    permitted: CapsHashSet,
+    inheritable: CapsHashSet,
+    ambient: CapsHashSet,
+}
+
+/// Parses a capability name, with or without the `CAP_` prefix and in any case.
+pub fn parse_capability(name: &str) -> Result<Capability, CapabilityError> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    bare.parse::<Capability>()
+        .map_err(|_| CapabilityError::Unknown(name.to_string()))
+}
+
+fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet, CapabilityError> {
+    let mut out = HashSet::new();
+    for cap in set.iter().flatten() {
+        let name = format!("CAP_{cap}");
+        out.insert(
+            name.parse::<Cap>()
+                .map_err(|_| CapabilityError::Unknown(name.clone()))?,
+        );
+    }
+    Ok(out)
+}
+
+impl CapabilitySets {
+    /// Resolves the spec's sets. Capabilities this kernel does not know are
+    /// left out of the bounding set's drop list, so an old kernel still works.
+    ///
+    /// # Errors
+    ///
+    /// A name the `caps` crate does not know.
+    pub fn from_spec(spec: &LinuxCapabilities) -> Result<Self, CapabilityError> {
+        Ok(CapabilitySets {
+            bounding: to_caps(spec.bounding())?,
+            effective: to_caps(spec.effective())?,
+            permitted: to_caps(spec.permitted())?,
+            inheritable: to_caps(spec.inheritable())?,
+            ambient: to_caps(spec.ambient())?,
+        })
+    }
+
+    /// Drops every capability outside the bounding set. Needs CAP_SETPCAP, so
+    /// it runs before the user switch.
+    ///
+    /// # Errors
+    ///
+    /// The first prctl(PR_CAPBSET_DROP) that fails.
+    pub fn drop_bounding(&self) -> Result<(), CapabilityError> {
+        for cap in caps::runtime::thread_all_supported() {
+            if !self.bounding.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(|source| CapabilityError::Set {
+                    set: "bounding",
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets permitted, inheritable, effective and ambient to exactly the
+    /// spec's sets (after the user switch).
+    ///
+    /// # Errors
+    ///
+    /// The first capset(2) or ambient prctl that fails.
+    pub fn apply(&self) -> Result<(), CapabilityError> {
+        let set = |which: CapSet, name: &'static str, caps: &CapsHashSet| {
+            caps::set(None, which, caps)
+                .map_err(|source| CapabilityError::Set { set: name, source })
+        };
+        // Permitted first when the effective set shrinks with it, so the
+        // effective set is never larger than the permitted one.
+        set(
+            CapSet::Effective,
+            "effective",
+            &self
+                .effective
+                .intersection(&self.permitted)
+                .copied()
+                .collect(),
+        )?;
+        set(CapSet::Permitted, "permitted", &self.permitted)?;
+        set(CapSet::Inheritable, "inheritable", &self.inheritable)?;
+        set(CapSet::Effective, "effective", &self.effective)?;
+        caps::clear(None, CapSet::Ambient).map_err(|source| CapabilityError::Set {
+            set: "ambient",
+            source,
+        })?;
+        for cap in &self.ambient {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(|source| CapabilityError::Set {
+                set: "ambient",
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets no_new_privs: execve can no longer grant privileges (setuid bits,
+/// file capabilities), and seccomp filters can be installed without
+/// CAP_SYS_ADMIN.
+///
+/// # Errors
+///
+/// The prctl's error.
+pub fn set_no_new_privs() -> Result<(), CapabilityError> {
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|e| CapabilityError::NoNewPrivs(std::io::Error::from(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names_parse_with_or_without_prefix() {
+        assert_eq!(parse_capability("CAP_NET_RAW").unwrap(), Capability::NetRaw);
+        assert_eq!(parse_capability("net_raw").unwrap(), Capability::NetRaw);
+        assert!(parse_capability("CAP_FLY").is_err());
+    }
+
+    #[test]
+    fn spec_sets_map_onto_kernel_capabilities() {
+        let spec = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+            .bounding(
+                [Capability::Chown, Capability::Kill]
+                    .into_iter()
+                    .collect::<Capabilities>(),
+            )
+            .build()
+            .unwrap();
+        let sets = CapabilitySets::from_spec(&spec).unwrap();
+        assert!(sets.bounding.contains(&Cap::CAP_CHOWN));
+        assert!(sets.bounding.contains(&Cap::CAP_KILL));
+        assert!(sets.effective.is_empty());
+    }
+}

@@ -1,0 +1,352 @@
+//! `sunaba run`: create a sandbox from a spec, run it to the end, remove
+//! everything it needed. Nothing outlives the call: the cgroup is removed on
+//! every path, and the namespaces and mounts die with the sandbox's pid 1.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::WaitStatus;
+use oci_spec::runtime::{LinuxResources, Spec};
+use tracing::{debug, info, warn};
+
+use super::signals::Signals;
+use crate::cgroups::{Cgroup, CgroupError, Layout};
+use crate::config::values::Size;
+use crate::config::RunOptions;
+use crate::namespaces;
+use crate::process::{self, ChildPlan, ProcessError, Sandbox};
+use crate::Error;
+
+/// How a sandbox ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The program exited with this status.
+    Code(i32),
+    /// The program was killed by this signal.
+    Signal(i32),
+    /// The kernel's OOM killer ended it at the memory limit.
+    OutOfMemory {
+        /// The limit in bytes, if one was set.
+        limit: Option<u64>,
+    },
+    /// `--timeout` expired and the whole sandbox was killed.
+    TimedOut(Duration),
+}
+
+impl Exit {
+    /// The status `sunaba` exits with: the program's, 128+N for signal N,
+    /// 137 for an OOM kill (SIGKILL), 124 for a timeout (as timeout(1)).
+    pub fn status(&self) -> i32 {
+        match self {
+            Exit::Code(c) => *c,
+            Exit::Signal(s) => 128 + s,
+            Exit::OutOfMemory { .. } => 128 + libc::SIGKILL,
+            Exit::TimedOut(_) => 124,
+        }
+    }
+
+    /// A one-line explanation when the end was not the program's own doing.
+    pub fn explanation(&self) -> Option<String> {
+        match self {
+            Exit::OutOfMemory { limit: Some(l) } => {
+                Some(format!("killed: out of memory (memory limit {})", Size(*l)))
+            }
+            Exit::OutOfMemory { limit: None } => Some("killed: out of memory".to_string()),
+            Exit::TimedOut(d) => Some(format!("killed: timeout after {}", humantime(*d))),
+            _ => None,
+        }
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// The sandbox's cgroup, removed on drop if [`CgroupGuard::remove`] was not
+/// reached (an early error return).
+struct CgroupGuard(Option<Cgroup>);
+
+impl CgroupGuard {
+    fn get(&self) -> Option<&Cgroup> {
+        self.0.as_ref()
+    }
+
+    fn remove(&mut self) -> Result<(), CgroupError> {
+        match self.0.take() {
+            Some(cgroup) => cgroup.destroy(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            warn!(error = %e, "cgroup left behind");
+        }
+    }
+}
+
+/// The limits a resources block asks for, in words, for warnings and logs.
+fn describe_limits(r: &LinuxResources) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        if let Some(l) = m.limit().filter(|l| *l > 0) {
+            out.push(format!("memory {}", Size(l.unsigned_abs())));
+        }
+        if let Some(l) = m.reservation().filter(|l| *l > 0) {
+            out.push(format!("memory reservation {}", Size(l.unsigned_abs())));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let (Some(q), Some(p)) = (c.quota(), c.period()) {
+            out.push(format!("cpus {:.2}", q as f64 / p as f64));
+        }
+        if let Some(s) = c.shares() {
+            out.push(format!("cpu shares {s}"));
+        }
+    }
+    if let Some(p) = r.pids() {
+        out.push(format!("pids {}", p.limit()));
+    }
+    out
+}
+
+fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error> {
+    let linux = spec.linux().as_ref();
+    let resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let path = linux
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_else(|| PathBuf::from(format!("sunaba/{}", std::process::id())));
+    let layout = Layout::detect()?;
+    match Cgroup::create(&layout, &path, &resources) {
+        Ok(cgroup) => {
+            debug!(path = %path.display(), limits = ?describe_limits(&resources), "cgroup created");
+            Ok(CgroupGuard(Some(cgroup)))
+        }
+        Err(CgroupError::NotDelegated { path: dir }) => {
+            let limits = describe_limits(&resources);
+            if options.require_limits && !limits.is_empty() {
+                return Err(Error::LimitsUnenforceable {
+                    limits: limits.join(", "),
+                    path: dir,
+                });
+            }
+            if !limits.is_empty() {
+                warn!(
+                    "cannot enforce {}: no delegated cgroup at {} for this user (--require-limits makes this an error)",
+                    limits.join(", "),
+                    dir.display()
+                );
+            }
+            Ok(CgroupGuard(None))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        what: format!("open cgroup {}", path.display()),
+        source: e.into(),
+    })
+}
+
+/// Runs the sandbox a spec describes until its program ends.
+///
+/// # Errors
+///
+/// Anything that keeps the program from starting; the program's own
+/// failure is an [`Exit`], not an error.
+pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
+    let started = Instant::now();
+    let plan = ChildPlan::from_spec(spec, options.init)?;
+    debug!(elapsed_us = started.elapsed().as_micros(), "plan ready");
+
+    let mut cgroup = create_cgroup(spec, options)?;
+    let mut signals = Signals::block().map_err(|e| Error::Io {
+        what: "block signals".into(),
+        source: e,
+    })?;
+    let cgroup_fd = cgroup
+        .get()
+        .and_then(Cgroup::unified_dir)
+        .map(open_dir)
+        .transpose()?;
+    let placed_by_clone = cgroup_fd.is_some();
+
+    use std::os::fd::AsRawFd;
+    let sandbox = process::spawn(
+        &plan,
+        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+        &signals.saved_mask(),
+    )?;
+    drop(cgroup_fd);
+    debug!(
+        pid = sandbox.pid,
+        elapsed_us = started.elapsed().as_micros(),
+        "sandbox process cloned"
+    );
+
+    if let Err(e) = start(&sandbox, &plan, cgroup.get(), placed_by_clone) {
+        // The child may be waiting for `go` or already gone; either way it
+        // must not outlive the runtime, and its cgroup must go.
+        let _ = sandbox.signal(libc::SIGKILL);
+        let _ = sandbox.wait();
+        cgroup.remove()?;
+        return Err(e);
+    }
+    info!(
+        pid = sandbox.pid,
+        program = ?plan.args.first(),
+        elapsed_us = started.elapsed().as_micros(),
+        "sandbox started"
+    );
+
+    let ended = supervise(&sandbox, &mut signals, options.timeout);
+    let ended = match ended {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = sandbox.signal(libc::SIGKILL);
+            let _ = sandbox.wait();
+            return Err(e);
+        }
+    };
+    let exit = classify(ended, cgroup.get(), spec);
+    info!(
+        pid = sandbox.pid,
+        status = exit.status(),
+        duration_ms = started.elapsed().as_millis(),
+        "sandbox exited"
+    );
+
+    cgroup.remove()?;
+    debug!("cleanup done");
+    Ok(exit)
+}
+
+fn start(
+    sandbox: &Sandbox,
+    plan: &ChildPlan,
+    cgroup: Option<&Cgroup>,
+    placed_by_clone: bool,
+) -> Result<(), Error> {
+    if plan.namespaces.has(libc::CLONE_NEWUSER) {
+        namespaces::write_id_maps(sandbox.pid, &plan.uid_mappings, &plan.gid_mappings, true)
+            .map_err(ProcessError::from)?;
+        debug!(pid = sandbox.pid, "uid/gid maps written");
+    }
+    if let Some(cgroup) = cgroup.filter(|_| !placed_by_clone) {
+        cgroup.add_process(sandbox.pid)?;
+        debug!(pid = sandbox.pid, "moved into cgroup");
+    }
+    sandbox.start(|step| debug!(step, "child setup step"))?;
+    Ok(())
+}
+
+/// How the wait ended, before OOM classification.
+enum Ended {
+    Status(WaitStatus),
+    TimedOut(Duration),
+}
+
+fn supervise(
+    sandbox: &Sandbox,
+    signals: &mut Signals,
+    timeout: Option<Duration>,
+) -> Result<Ended, Error> {
+    let deadline = timeout.map(|t| (Instant::now() + t, t));
+    loop {
+        let wait_ms = match deadline {
+            Some((at, limit)) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    debug!(pid = sandbox.pid, "timeout: killing the sandbox");
+                    // SIGKILL to pid 1 ends the whole pid namespace.
+                    let _ = sandbox.signal(libc::SIGKILL);
+                    sandbox.wait().map_err(|e| Error::Io {
+                        what: "wait for the sandbox".into(),
+                        source: e,
+                    })?;
+                    return Ok(Ended::TimedOut(limit));
+                }
+                PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as u64 as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let mut fds = [
+            PollFd::new(sandbox.pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, wait_ms) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    what: "poll for the sandbox".into(),
+                    source: e.into(),
+                })
+            }
+        }
+        let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let signalled = fds[1]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if signalled {
+            for signal in signals.drain() {
+                debug!(signal, pid = sandbox.pid, "forwarding signal");
+                let _ = sandbox.signal(signal);
+            }
+        }
+        if exited {
+            let status = sandbox.wait().map_err(|e| Error::Io {
+                what: "wait for the sandbox".into(),
+                source: e,
+            })?;
+            return Ok(Ended::Status(status));
+        }
+    }
+}
+
+fn classify(ended: Ended, cgroup: Option<&Cgroup>, spec: &Spec) -> Exit {
+    let status = match ended {
+        Ended::TimedOut(d) => return Exit::TimedOut(d),
+        Ended::Status(s) => s,
+    };
+    let exit = match status {
+        WaitStatus::Exited(_, code) => Exit::Code(code),
+        WaitStatus::Signaled(_, signal, _) => Exit::Signal(signal as i32),
+        other => {
+            warn!(status = ?other, "unexpected wait status");
+            Exit::Code(process::SETUP_FAILED)
+        }
+    };
+    // A SIGKILL alone does not prove an OOM kill; the cgroup's counter does.
+    let killed = exit.status() == 128 + libc::SIGKILL;
+    let oom_kills = cgroup.and_then(|c| c.oom_kill_count().ok()).unwrap_or(0);
+    if killed && oom_kills > 0 {
+        let limit = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+            .map(i64::unsigned_abs);
+        return Exit::OutOfMemory { limit };
+    }
+    exit
+}

@@ -1,0 +1,767 @@
+//! The sandbox's filesystem view: a new root built from bind mounts and
+//! pseudo-filesystems, entered with pivot_root(2), with masked and read-only
+//! paths (mount(2), mount_namespaces(7), pivot_root(2), mount_setattr(2)).
+//!
+//! The plan is computed and checked in the parent (every bind source exists,
+//! every destination stays inside the root), so a bad path fails before any
+//! process exists. The child carries it out in its private mount namespace:
+//!
+//! 1. make `/` private, so nothing propagates back to the host;
+//! 2. mount a scratch tmpfs on `/tmp` and pivot into it, keeping the host's
+//!    root at `/oldroot` (bind sources are read from there, so even a source
+//!    under the host's `/tmp` is reachable);
+//! 3. build the new root at `/newroot`, resolving every destination with
+//!    openat2(RESOLVE_IN_ROOT) and mounting onto the resulting descriptor, so
+//!    a symlink inside the root can never redirect a mount to the host;
+//! 4. detach `/oldroot`, pivot into `/newroot`, detach the scratch tmpfs;
+//! 5. make the root read-only last, so the mountpoints could be created.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::sys::{self, mount_attr};
+
+/// Where the host's root stays reachable while the new root is built.
+const OLD_ROOT: &str = "/oldroot";
+/// Where the new root is built.
+const NEW_ROOT: &str = "/newroot";
+/// An existing host directory the scratch tmpfs is mounted on, in the
+/// sandbox's private mount namespace only.
+const SCRATCH: &str = "/tmp";
+
+/// The annotation that asks for an empty tmpfs root instead of `root.path`.
+pub const ROOT_ANNOTATION: &str = "run.sunaba.root";
+/// Its value: an empty tmpfs root that the mounts fill.
+pub const ROOT_TMPFS: &str = "tmpfs";
+
+/// The device nodes every sandbox gets in its `/dev`, bound from the host's.
+const DEFAULT_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// A mount failure, naming the paths involved.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// A mount destination is not an absolute path inside the root.
+    #[error("mount destination {0} must be an absolute path that stays inside the sandbox (no '..' past /)")]
+    BadDestination(PathBuf),
+    /// A bind source does not exist or cannot be resolved.
+    #[error("bind source {path} cannot be used: {source}; create it or fix the path")]
+    BindSource {
+        /// The host path.
+        path: PathBuf,
+        /// Why it could not be resolved.
+        source: io::Error,
+    },
+    /// A mount option is not understood.
+    #[error("unknown option {option:?} for the mount at {destination}")]
+    BadOption {
+        /// The mount destination.
+        destination: PathBuf,
+        /// The option.
+        option: String,
+    },
+    /// The root filesystem directory is unusable.
+    #[error("root filesystem {path} cannot be used: {source}")]
+    Root {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A mount syscall failed.
+    #[error("cannot {op} {target}: {source}")]
+    Syscall {
+        /// What was attempted, e.g. "bind-mount /srv onto".
+        op: String,
+        /// The target path.
+        target: PathBuf,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+}
+
+fn syscall_err(
+    op: impl Into<String>,
+    target: impl AsRef<Path>,
+) -> impl FnOnce(io::Error) -> MountError {
+    let op = op.into();
+    let target = target.as_ref().to_path_buf();
+    move |source| MountError::Syscall { op, target, source }
+}
+
+fn errno(e: nix::errno::Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// What is mounted at a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A bind mount of a host path (absolute, resolved).
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// Whether submounts come along (rbind).
+        recursive: bool,
+    },
+    /// A new filesystem instance (tmpfs, proc, sysfs, devpts, mqueue).
+    Filesystem {
+        /// The filesystem type.
+        fstype: String,
+        /// The data string (comma-separated options the filesystem parses).
+        data: String,
+    },
+}
+
+/// One mount of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStep {
+    /// Where, relative to the new root (no leading `/`, no `..`).
+    pub destination: PathBuf,
+    /// What.
+    pub kind: MountKind,
+    /// Flags for mount(2) (filesystems) — nosuid, nodev, noexec, rdonly.
+    pub flags: MsFlags,
+    /// `MOUNT_ATTR_*` to set after a bind mount.
+    pub attrs: u64,
+    /// Whether `attrs` apply to every submount (rro, or any rbind with ro).
+    pub recursive_attrs: bool,
+    /// Propagation to set on the mount (MS_PRIVATE, MS_SLAVE, ...), if any.
+    pub propagation: Option<MsFlags>,
+    /// Whether the source is a file, so the mountpoint is a file too.
+    pub file: bool,
+}
+
+/// Where the root comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    /// An empty tmpfs that only the mounts fill.
+    Tmpfs,
+    /// A host directory, bound onto itself.
+    Directory(PathBuf),
+}
+
+/// The whole filesystem plan of a sandbox.
+#[derive(Debug, Clone)]
+pub struct MountPlan {
+    /// The root.
+    pub root: RootSource,
+    /// Whether the root mount is read-only in the end.
+    pub root_readonly: bool,
+    /// The mounts, in order.
+    pub mounts: Vec<MountStep>,
+    /// Paths hidden behind /dev/null or an empty read-only tmpfs.
+    pub masked: Vec<PathBuf>,
+    /// Paths re-bound read-only.
+    pub readonly: Vec<PathBuf>,
+    /// Whether `/dev` is a tmpfs to fill with the default devices.
+    pub populate_dev: bool,
+}
+
+/// Turns an absolute sandbox path into a path relative to the root,
+/// rejecting any `..` that would climb above it.
+pub fn relative_destination(dest: &Path) -> Result<PathBuf, MountError> {
+    if !dest.is_absolute() {
+        return Err(MountError::BadDestination(dest.to_path_buf()));
+    }
+    let mut out = PathBuf::new();
+    for component in dest.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err(MountError::BadDestination(dest.to_path_buf()));
+                }
+            }
+            Component::Prefix(_) => return Err(MountError::BadDestination(dest.to_path_buf())),
+        }
+    }
+    Ok(out)
+}
+
+/// Splits OCI mount options into flags, bind attributes and a data string.
+fn parse_options(step: &mut MountStep, options: &[String]) -> Result<Vec<String>, MountError> {
+    let mut data = Vec::new();
+    let is_bind = matches!(step.kind, MountKind::Bind { .. });
+    for option in options {
+        let (flag, attr) = match option.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, mount_attr::RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, mount_attr::NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, mount_attr::NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, mount_attr::NOEXEC),
+            "rro" => {
+                step.recursive_attrs = true;
+                (MsFlags::MS_RDONLY, mount_attr::RDONLY)
+            }
+            "rw" | "suid" | "dev" | "exec" | "bind" | "relatime" | "norelatime" | "strictatime"
+            | "noatime" | "atime" | "async" | "sync" => (MsFlags::empty(), 0),
+            "rbind" => {
+                if let MountKind::Bind { recursive, .. } = &mut step.kind {
+                    *recursive = true;
+                }
+                (MsFlags::empty(), 0)
+            }
+            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
+            | "runbindable" => {
+                let recursive = option.starts_with('r') && option != "rw";
+                let base = match option.trim_start_matches('r') {
+                    "private" => MsFlags::MS_PRIVATE,
+                    "slave" => MsFlags::MS_SLAVE,
+                    "shared" => MsFlags::MS_SHARED,
+                    _ => MsFlags::MS_UNBINDABLE,
+                };
+                step.propagation = Some(if recursive {
+                    base | MsFlags::MS_REC
+                } else {
+                    base
+                });
+                (MsFlags::empty(), 0)
+            }
+            _ if is_bind => {
+                return Err(MountError::BadOption {
+                    destination: step.destination.clone(),
+                    option: option.clone(),
+                })
+            }
+            _ => {
+                data.push(option.clone());
+                (MsFlags::empty(), 0)
+            }
+        };
+        step.flags |= flag;
+        step.attrs |= attr;
+    }
+    Ok(data)
+}
+
+impl MountPlan {
+    /// Builds the plan from a spec, checking every path on the host side.
+    ///
+    /// # Errors
+    ///
+    /// A destination outside the root, a missing bind source, an unknown
+    /// option, or an unusable root directory.
+    pub fn from_spec(spec: &Spec) -> Result<Self, MountError> {
+        let root = spec.root().as_ref();
+        let tmpfs_root = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(ROOT_ANNOTATION))
+            .is_some_and(|v| v == ROOT_TMPFS);
+        let root_source = if tmpfs_root {
+            RootSource::Tmpfs
+        } else {
+            let path = root.map(|r| r.path().clone()).unwrap_or_default();
+            let resolved = std::fs::canonicalize(&path).map_err(|source| MountError::Root {
+                path: path.clone(),
+                source,
+            })?;
+            if !resolved.is_dir() {
+                let source = io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(MountError::Root { path, source });
+            }
+            RootSource::Directory(resolved)
+        };
+
+        let mut mounts = Vec::new();
+        for m in spec.mounts().iter().flatten() {
+            mounts.push(Self::step(m)?);
+        }
+        let populate_dev = mounts.iter().any(|m| {
+            m.destination == Path::new("dev")
+                && matches!(&m.kind, MountKind::Filesystem { fstype, .. } if fstype == "tmpfs")
+        });
+
+        let linux = spec.linux().as_ref();
+        let paths = |list: Option<&Vec<String>>| -> Result<Vec<PathBuf>, MountError> {
+            list.into_iter()
+                .flatten()
+                .map(|p| relative_destination(Path::new(p)))
+                .collect()
+        };
+        Ok(MountPlan {
+            root: root_source,
+            root_readonly: root.and_then(|r| r.readonly()).unwrap_or(false),
+            mounts,
+            masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
+            readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
+            populate_dev,
+        })
+    }
+
+    fn step(m: &oci_spec::runtime::Mount) -> Result<MountStep, MountError> {
+        let destination = relative_destination(m.destination())?;
+        let options = m.options().clone().unwrap_or_default();
+        let fstype = m.typ().clone().unwrap_or_else(|| "bind".to_string());
+        let is_bind = fstype == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let kind = if is_bind {
+            let source = m.source().clone().unwrap_or_default();
+            let resolved = std::fs::canonicalize(&source).map_err(|e| MountError::BindSource {
+                path: source.clone(),
+                source: e,
+            })?;
+            MountKind::Bind {
+                source: resolved,
+                recursive: false,
+            }
+        } else {
+            MountKind::Filesystem {
+                fstype,
+                data: String::new(),
+            }
+        };
+        let file = matches!(&kind, MountKind::Bind { source, .. } if !source.is_dir());
+        let mut step = MountStep {
+            destination,
+            kind,
+            flags: MsFlags::empty(),
+            attrs: 0,
+            recursive_attrs: false,
+            propagation: None,
+            file,
+        };
+        let data = parse_options(&mut step, &options)?;
+        if let MountKind::Filesystem { data: d, .. } = &mut step.kind {
+            *d = data.join(",");
+        }
+        Ok(step)
+    }
+
+    /// Carries the plan out and pivots into the new root. Runs in the child,
+    /// in its own mount namespace, before the capabilities are dropped.
+    ///
+    /// # Errors
+    ///
+    /// The first mount operation that fails, with its paths.
+    pub fn apply(&self) -> Result<(), MountError> {
+        // Without this, on hosts where / is shared (systemd), every mount
+        // below would propagate back into the host's namespace.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| syscall_err("make private", "/")(errno(e)))?;
+
+        enter_scratch()?;
+        self.build_root()?;
+        let root = open_root()?;
+        for step in &self.mounts {
+            mount_step(&root, step)?;
+        }
+        if self.populate_dev {
+            populate_dev(&root)?;
+        }
+        for path in &self.masked {
+            mask_path(&root, path)?;
+        }
+        for path in &self.readonly {
+            readonly_path(&root, path)?;
+        }
+        drop(root);
+        pivot_into_new_root()?;
+
+        // Last, so every mountpoint above could still be created in it.
+        if self.root_readonly {
+            let root = CString::from(c"/");
+            sys::mount_setattr(&root, mount_attr::RDONLY, false)
+                .map_err(syscall_err("make read-only", "/"))?;
+        }
+        Ok(())
+    }
+
+    fn build_root(&self) -> Result<(), MountError> {
+        match &self.root {
+            RootSource::Tmpfs => mount(
+                Some("tmpfs"),
+                NEW_ROOT,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755,size=1m"),
+            )
+            .map_err(|e| syscall_err("mount tmpfs root on", NEW_ROOT)(errno(e))),
+            RootSource::Directory(dir) => {
+                let source = old_root_path(dir);
+                mount(
+                    Some(&source),
+                    NEW_ROOT,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(|e| {
+                    syscall_err(format!("bind-mount {} onto", dir.display()), NEW_ROOT)(errno(e))
+                })
+            }
+        }
+    }
+}
+
+/// The host path `p` as seen from inside the scratch root.
+fn old_root_path(p: &Path) -> PathBuf {
+    Path::new(OLD_ROOT).join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// Mounts the scratch tmpfs and pivots into it; the host root stays at
+/// `/oldroot` until the new root is complete.
+fn enter_scratch() -> Result<(), MountError> {
+    mount(
+        Some("tmpfs"),
+        SCRATCH,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0700,size=64k"),
+    )
+    .map_err(|e| syscall_err("mount scratch tmpfs on", SCRATCH)(errno(e)))?;
+    for dir in ["newroot", "oldroot"] {
+        let path = Path::new(SCRATCH).join(dir);
+        std::fs::create_dir(&path).map_err(syscall_err("create", &path))?;
+    }
+    let put_old = Path::new(SCRATCH).join("oldroot");
+    nix::unistd::pivot_root(SCRATCH, &put_old)
+        .map_err(|e| syscall_err("pivot_root into scratch tmpfs at", SCRATCH)(errno(e)))?;
+    nix::unistd::chdir("/").map_err(|e| syscall_err("chdir to", "/")(errno(e)))
+}
+
+/// Detaches the host root and makes `/newroot` the root, with the
+/// pivot_root(".", ".") idiom: the old root ends up stacked on the new one
+/// and is detached right after (pivot_root(2), NOTES).
+fn pivot_into_new_root() -> Result<(), MountError> {
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH)
+        .map_err(|e| syscall_err("detach", OLD_ROOT)(errno(e)))?;
+    nix::unistd::chdir(NEW_ROOT).map_err(|e| syscall_err("chdir to", NEW_ROOT)(errno(e)))?;
+    nix::unistd::pivot_root(".", ".")
+        .map_err(|e| syscall_err("pivot_root into", NEW_ROOT)(errno(e)))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| syscall_err("detach old root at", "/")(errno(e)))?;
+    nix::unistd::chdir("/").map_err(|e| syscall_err("chdir to", "/")(errno(e)))
+}
+
+fn open_root() -> Result<OwnedFd, MountError> {
+    rustix::fs::open(
+        NEW_ROOT,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| syscall_err("open", NEW_ROOT)(e.into()))
+}
+
+/// What to create when a mountpoint is missing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Nothing,
+    Directory,
+    File,
+}
+
+/// Opens `rel` inside the new root with every symlink resolved as if the
+/// root were `/` (openat2 RESOLVE_IN_ROOT), creating missing directories
+/// and, if asked, the final file.
+fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, MountError> {
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let target = Path::new("/").join(rel);
+    let components: Vec<_> = rel.components().collect();
+    let mut prefix = PathBuf::new();
+    let mut fd = rustix::fs::openat2(
+        root,
+        ".",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    )
+    .map_err(|e| syscall_err("open", &target)(e.into()))?;
+    for (i, component) in components.iter().enumerate() {
+        prefix.push(component);
+        let last = i + 1 == components.len();
+        match rustix::fs::openat2(
+            root,
+            &prefix,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        ) {
+            Ok(next) => fd = next,
+            Err(rustix::io::Errno::NOENT) if create != Create::Nothing => {
+                if last && create == Create::File {
+                    let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
+                    rustix::fs::openat(
+                        &fd,
+                        component.as_os_str(),
+                        flags,
+                        Mode::from_bits_truncate(0o644),
+                    )
+                    .map_err(|e| syscall_err("create mountpoint", &target)(e.into()))?;
+                } else {
+                    rustix::fs::mkdirat(
+                        &fd,
+                        component.as_os_str(),
+                        Mode::from_bits_truncate(0o755),
+                    )
+                    .map_err(|e| syscall_err("create mountpoint", &target)(e.into()))?;
+                }
+                fd = rustix::fs::openat2(
+                    root,
+                    &prefix,
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    how,
+                )
+                .map_err(|e| syscall_err("open", &target)(e.into()))?;
+            }
+            Err(e) => return Err(syscall_err("open", &target)(e.into())),
+        }
+    }
+    Ok(fd)
+}
+
+/// The magic link through which mount(2) reaches the object behind `fd`.
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("{OLD_ROOT}/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn cstring(path: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    // Paths built here never contain NUL: they come from OsStr components
+    // and fd numbers.
+    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+fn mount_step(root: &OwnedFd, step: &MountStep) -> Result<(), MountError> {
+    let shown = Path::new("/").join(&step.destination);
+    let create = if step.file {
+        Create::File
+    } else {
+        Create::Directory
+    };
+    let target = open_in_root(root, &step.destination, create)?;
+    let target_path = fd_path(&target);
+
+    match &step.kind {
+        MountKind::Bind { source, recursive } => {
+            let mut flags = MsFlags::MS_BIND;
+            if *recursive {
+                flags |= MsFlags::MS_REC;
+            }
+            mount(
+                Some(&old_root_path(source)),
+                &target_path,
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                syscall_err(format!("bind-mount {} onto", source.display()), &shown)(errno(e))
+            })?;
+            if step.attrs != 0 {
+                // Reopen: the descriptor above refers to the directory under
+                // the new mount, not to the mount itself.
+                let mounted = open_in_root(root, &step.destination, Create::Nothing)?;
+                let recursive_attrs = step.recursive_attrs || *recursive;
+                sys::mount_setattr(&cstring(&fd_path(&mounted)), step.attrs, recursive_attrs)
+                    .map_err(syscall_err("set mount attributes on", &shown))?;
+            }
+        }
+        MountKind::Filesystem { fstype, data } => {
+            let data = (!data.is_empty()).then_some(data.as_str());
+            mount(
+                Some(fstype.as_str()),
+                &target_path,
+                Some(fstype.as_str()),
+                step.flags,
+                data,
+            )
+            .map_err(|e| syscall_err(format!("mount {fstype} on"), &shown)(errno(e)))?;
+        }
+    }
+
+    if let Some(propagation) = step.propagation {
+        let mounted = open_in_root(root, &step.destination, Create::Nothing)?;
+        mount(
+            None::<&str>,
+            &fd_path(&mounted),
+            None::<&str>,
+            propagation,
+            None::<&str>,
+        )
+        .map_err(|e| syscall_err("set propagation of", &shown)(errno(e)))?;
+    }
+    Ok(())
+}
+
+/// Fills a tmpfs `/dev` with the default device nodes (bound from the host,
+/// which also works inside a user namespace where mknod is refused), the
+/// devpts `ptmx` link and the usual `/proc/self/fd` links.
+fn populate_dev(root: &OwnedFd) -> Result<(), MountError> {
+    for name in DEFAULT_DEVICES {
+        let host = Path::new("/dev").join(name);
+        if !old_root_path(&host).exists() {
+            continue;
+        }
+        let rel = Path::new("dev").join(name);
+        let target = open_in_root(root, &rel, Create::File)?;
+        mount(
+            Some(&old_root_path(&host)),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| syscall_err(format!("bind-mount {} onto", host.display()), &host)(errno(e)))?;
+    }
+
+    let dev = open_in_root(root, Path::new("dev"), Create::Directory)?;
+    let links = [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ];
+    for (name, target) in links {
+        match rustix::fs::symlinkat(target, &dev, name) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(syscall_err("create symlink", Path::new("/dev").join(name))(
+                    e.into(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hides a path: a file behind the host's /dev/null, a directory behind an
+/// empty read-only tmpfs. A path that does not exist needs no hiding.
+fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
+    let shown = Path::new("/").join(rel);
+    let target = match open_in_root(root, rel, Create::Nothing) {
+        Ok(fd) => fd,
+        Err(MountError::Syscall { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    let is_dir = rustix::fs::fstat(&target)
+        .map(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        })
+        .map_err(|e| syscall_err("stat", &shown)(e.into()))?;
+    let result = if is_dir {
+        mount(
+            Some("tmpfs"),
+            &fd_path(&target),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0"),
+        )
+    } else {
+        let null = old_root_path(Path::new("/dev/null"));
+        mount(
+            Some(&null),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    result.map_err(|e| syscall_err("mask", &shown)(errno(e)))
+}
+
+/// Re-binds a path onto itself, read-only with every submount.
+fn readonly_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
+    let shown = Path::new("/").join(rel);
+    let target = match open_in_root(root, rel, Create::Nothing) {
+        Ok(fd) => fd,
+        Err(MountError::Syscall { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    let path = fd_path(&target);
+    mount(
+        Some(&path),
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| syscall_err("bind-mount onto itself", &shown)(errno(e)))?;
+    let mounted = open_in_root(root, rel, Create::Nothing)?;
+    let attrs = mount_attr::RDONLY | mount_attr::NOSUID | mount_attr::NODEV | mount_attr::NOEXEC;
+    sys::mount_setattr(&cstring(&fd_path(&mounted)), attrs, true)
+        .map_err(syscall_err("make read-only", &shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_cannot_climb_out_of_the_root() {
+        assert_eq!(
+            relative_destination(Path::new("/app/input")).unwrap(),
+            Path::new("app/input")
+        );
+        assert_eq!(
+            relative_destination(Path::new("/a/../b")).unwrap(),
+            Path::new("b")
+        );
+        assert!(relative_destination(Path::new("/../etc")).is_err());
+        assert!(relative_destination(Path::new("relative")).is_err());
+    }
+
+    fn fs_step() -> MountStep {
+        MountStep {
+            destination: PathBuf::from("tmp"),
+            kind: MountKind::Filesystem {
+                fstype: "tmpfs".into(),
+                data: String::new(),
+            },
+            flags: MsFlags::empty(),
+            attrs: 0,
+            recursive_attrs: false,
+            propagation: None,
+            file: false,
+        }
+    }
+
+    #[test]
+    fn filesystem_options_split_into_flags_and_data() {
+        let mut step = fs_step();
+        let opts: Vec<String> = ["nosuid", "nodev", "size=100m", "mode=1777"]
+            .map(String::from)
+            .into();
+        let data = parse_options(&mut step, &opts).unwrap();
+        assert_eq!(data, ["size=100m", "mode=1777"]);
+        assert_eq!(step.flags, MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+    }
+
+    #[test]
+    fn bind_options_become_recursive_attributes() {
+        let mut step = fs_step();
+        step.kind = MountKind::Bind {
+            source: "/usr".into(),
+            recursive: false,
+        };
+        let opts: Vec<String> = ["rbind", "rro", "nosuid"].map(String::from).into();
+        parse_options(&mut step, &opts).unwrap();
+        assert_eq!(
+            step.kind,
+            MountKind::Bind {
+                source: "/usr".into(),
+                recursive: true
+            }
+        );
+        assert!(step.recursive_attrs);
+        assert_eq!(step.attrs, mount_attr::RDONLY | mount_attr::NOSUID);
+        let bad: Vec<String> = vec!["size=1".into()];
+        assert!(parse_options(&mut step, &bad).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The sync channel between the runtime and the sandbox's first process: a
+//! SOCK_SEQPACKET socket pair, so every message arrives whole.
+//!
+//! Parent to child: one `go` once the uid/gid maps are written and the child
+//! sits in its cgroup. Child to parent: optional `step` notices (when debug
+//! logging is on) and at most one `error`. A successful execve closes the
+//! child's end (it is close-on-exec), which the parent reads as end of file:
+//! the program is running.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+const GO: &[u8] = b"go";
+const STEP: u8 = b'S';
+const ERROR: u8 = b'E';
+
+/// A failure in the child, as reported over the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildFailure {
+    /// The setup step that failed.
+    pub step: String,
+    /// The errno, when the failure was a syscall's.
+    pub errno: Option<i32>,
+    /// The rendered error.
+    pub message: String,
+}
+
+/// What the parent reads from the child.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// A setup step is starting (debug logging only).
+    Step(String),
+    /// Setup failed.
+    Failed(ChildFailure),
+    /// The channel closed: the program was executed (or the child died).
+    Closed,
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Creates the two ends: (parent's, child's). Both are close-on-exec.
+///
+/// # Errors
+///
+/// socketpair(2)'s error.
+pub fn channel() -> io::Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    fn send_raw(&self, buf: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        send(self.fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)?;
+        Ok(())
+    }
+
+    /// Parent: lets the child go on.
+    pub fn send_go(&self) -> io::Result<()> {
+        self.send_raw(GO)
+    }
+
+    /// Child: waits for `go`. End of file means the parent is gone.
+    pub fn wait_go(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 8];
+        let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        if &buf[..n] == GO {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the runtime went away before the sandbox started",
+            ))
+        }
+    }
+
+    /// Child: announces a step (only called when debug logging is on).
+    pub fn send_step(&self, step: &str) {
+        let mut msg = vec![STEP];
+        msg.extend_from_slice(step.as_bytes());
+        // A lost notice only loses a log line.
+        let _ = self.send_raw(&msg);
+    }
+
+    /// Child: reports the failure of `step`.
+    pub fn send_failure(&self, step: &str, errno: Option<i32>, message: &str) {
+        let msg = format!("{}\0{}\0{}", step, errno.unwrap_or(0), message);
+        let mut buf = vec![ERROR];
+        buf.extend_from_slice(msg.as_bytes());
+        // If the parent is gone there is nobody left to tell.
+        let _ = self.send_raw(&buf);
+    }
+
+    /// Parent: reads the next report.
+    ///
+    /// # Errors
+    ///
+    /// recv(2)'s error.
+    pub fn read_report(&self) -> io::Result<Report> {
+        use std::os::fd::AsRawFd;
+        let mut buf = vec![0u8; 8192];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            return Ok(Report::Closed);
+        }
+        let body = String::from_utf8_lossy(&buf[1..n]).into_owned();
+        Ok(match buf[0] {
+            STEP => Report::Step(body),
+            _ => {
+                let mut parts = body.splitn(3, '\0');
+                let step = parts.next().unwrap_or_default().to_string();
+                let errno = parts
+                    .next()
+                    .and_then(|e| e.parse().ok())
+                    .filter(|e| *e != 0);
+                let message = parts.next().unwrap_or_default().to_string();
+                Report::Failed(ChildFailure {
+                    step,
+                    errno,
+                    message,
+                })
+            }
+        })
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip_and_close_reads_as_closed() {
+        let (parent, child) = channel().unwrap();
+        parent.send_go().unwrap();
+        child.wait_go().unwrap();
+        child.send_step("mounts");
+        child.send_failure("exec ./agent", Some(libc::ENOENT), "no such file");
+        assert_eq!(parent.read_report().unwrap(), Report::Step("mounts".into()));
+        assert_eq!(
+            parent.read_report().unwrap(),
+            Report::Failed(ChildFailure {
+                step: "exec ./agent".into(),
+                errno: Some(libc::ENOENT),
+                message: "no such file".into()
+            })
+        );
+        drop(child);
+        assert_eq!(parent.read_report().unwrap(), Report::Closed);
+    }
+}

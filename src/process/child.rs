@@ -1,0 +1,286 @@
+//! The child's setup, from clone to execve, as one ordered sequence.
+//!
+//! This code runs in a forked copy of a single-threaded process, so it may
+//! allocate, but it must not log (the logger belongs to the parent) and
+//! must never return into the parent's code: every path ends in execve or
+//! `_exit`. A failure is written to the channel with the step's name.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use oci_spec::runtime::PosixRlimitType;
+
+use super::channel::Channel;
+use super::init;
+use super::plan::ChildPlan;
+use crate::capabilities;
+use crate::network;
+use crate::sys;
+
+/// Exit status of a child whose setup failed (docker's "cannot run").
+pub const SETUP_FAILED: i32 = 125;
+/// Exit status when the program exists but cannot be executed.
+pub const CANNOT_EXECUTE: i32 = 126;
+/// Exit status when the program does not exist.
+pub const NOT_FOUND: i32 = 127;
+
+/// A failed step: its name, the errno if a syscall failed, and the message.
+struct StepError {
+    step: &'static str,
+    errno: Option<i32>,
+    message: String,
+}
+
+/// Attaches a step name to any displayable error.
+trait InStep<T> {
+    fn in_step(self, step: &'static str) -> Result<T, StepError>;
+}
+
+impl<T, E: std::fmt::Display> InStep<T> for Result<T, E> {
+    fn in_step(self, step: &'static str) -> Result<T, StepError> {
+        self.map_err(|e| StepError {
+            step,
+            errno: None,
+            message: e.to_string(),
+        })
+    }
+}
+
+fn os_error(step: &'static str, what: String) -> StepError {
+    let errno = nix::errno::Errno::last();
+    StepError {
+        step,
+        errno: Some(errno as i32),
+        message: format!("{what}: {}", errno.desc()),
+    }
+}
+
+/// Runs the setup sequence and executes the program; never returns.
+pub fn run(plan: &ChildPlan, channel: &Channel, saved_mask: &libc::sigset_t) -> ! {
+    let err = match setup_and_exec(plan, channel, saved_mask) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    channel.send_failure(err.step, err.errno, &err.message);
+    let code = match (err.step, err.errno) {
+        ("exec", Some(libc::ENOENT)) => NOT_FOUND,
+        ("exec", _) => CANNOT_EXECUTE,
+        _ => SETUP_FAILED,
+    };
+    sys::exit_now(code)
+}
+
+fn setup_and_exec(
+    plan: &ChildPlan,
+    channel: &Channel,
+    saved_mask: &libc::sigset_t,
+) -> Result<std::convert::Infallible, StepError> {
+    let step = |name: &str| {
+        if plan.trace_steps {
+            channel.send_step(name);
+        }
+    };
+
+    // If the runtime dies, so does the sandbox: pid 1 takes the whole pid
+    // namespace with it. SIGKILL from the parent's death is delivered to a
+    // namespace init even without a handler (pid_namespaces(7)).
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .in_step("set parent-death signal")?;
+
+    // The parent writes the uid/gid maps and places us in the cgroup first;
+    // until then we have no usable identity in our user namespace.
+    channel.wait_go().in_step("wait for the runtime")?;
+
+    // After placement, so the namespace's root is the sandbox's own cgroup.
+    if plan.namespaces.cgroup {
+        step("unshare cgroup namespace");
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .in_step("unshare cgroup namespace")?;
+    }
+    if let Some(hostname) = &plan.hostname {
+        step("set hostname");
+        nix::unistd::sethostname(hostname).in_step("set hostname")?;
+    }
+    if plan.namespaces.has(libc::CLONE_NEWNET) {
+        step("bring up loopback");
+        network::bring_up_loopback().in_step("bring up loopback")?;
+    }
+    if let Some(mounts) = &plan.mounts {
+        step("mount root filesystem");
+        mounts.apply().in_step("mount root filesystem")?;
+    }
+
+    step("set rlimits");
+    set_rlimits(plan)?;
+
+    // A session of its own: the program has no controlling terminal, so
+    // TIOCSTI cannot push input into the caller's terminal, and job-control
+    // signals from that terminal reach the runtime, which forwards them.
+    step("start a new session");
+    nix::unistd::setsid().in_step("start a new session")?;
+
+    step("change working directory");
+    nix::unistd::chdir(&plan.cwd).map_err(|e| StepError {
+        step: "change working directory",
+        errno: Some(e as i32),
+        message: format!(
+            "working directory {} is not usable in the sandbox: {e}",
+            plan.cwd.display()
+        ),
+    })?;
+
+    // The bounding set needs CAP_SETPCAP, which the user switch may take away.
+    step("drop bounding capabilities");
+    plan.capabilities
+        .drop_bounding()
+        .in_step("drop bounding capabilities")?;
+    step("switch user");
+    switch_user(plan)?;
+    step("set capabilities");
+    plan.capabilities.apply().in_step("set capabilities")?;
+    if plan.no_new_privs {
+        step("set no_new_privs");
+        capabilities::set_no_new_privs().in_step("set no_new_privs")?;
+    }
+
+    let program = find_program(plan)?;
+
+    // Last but exec: the filter must allow everything above. The init (if
+    // any) is filtered too, so the program cannot escape the filter by
+    // tampering with an unfiltered parent.
+    step("install seccomp filter");
+    plan.seccomp.install().in_step("install seccomp filter")?;
+
+    if plan.init {
+        init::fork_init(channel).map_err(|e| StepError {
+            step: "start init",
+            errno: e.raw_os_error(),
+            message: format!("cannot start the init process: {e}"),
+        })?;
+    }
+
+    // Only the standard streams survive exec; the channel is close-on-exec
+    // too, and its closing tells the runtime the program is running.
+    sys::cloexec_from(3).map_err(|e| StepError {
+        step: "close descriptors",
+        errno: e.raw_os_error(),
+        message: format!("cannot mark descriptors close-on-exec: {e}"),
+    })?;
+    sys::reset_signal_dispositions();
+    sys::set_signal_mask(saved_mask).map_err(|e| StepError {
+        step: "restore signal mask",
+        errno: e.raw_os_error(),
+        message: e.to_string(),
+    })?;
+
+    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: `program`, `argv` and `envp` are NUL-terminated strings and
+    // NULL-terminated arrays that live until execve returns (it only
+    // returns on failure).
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Err(os_error(
+        "exec",
+        format!("cannot execute {}", plan.args[0].to_string_lossy()),
+    ))
+}
+
+fn set_rlimits(plan: &ChildPlan) -> Result<(), StepError> {
+    for rlimit in &plan.rlimits {
+        let resource = match rlimit.typ() {
+            PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+            PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+            PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+            PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+            PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+            PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+            PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+            PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+            PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+            PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+            PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+            PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+            PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+            PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+            PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+            PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        };
+        let value = libc::rlimit {
+            rlim_cur: rlimit.soft(),
+            rlim_max: rlimit.hard(),
+        };
+        // SAFETY: `value` is a live rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(resource, &value) } != 0 {
+            return Err(os_error(
+                "set rlimits",
+                format!(
+                    "cannot set {:?} to {}:{}",
+                    rlimit.typ(),
+                    rlimit.soft(),
+                    rlimit.hard()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Becomes the spec's user, keeping the permitted capabilities across the
+/// switch (PR_SET_KEEPCAPS) so `apply` can then set them exactly.
+fn switch_user(plan: &ChildPlan) -> Result<(), StepError> {
+    let id = &plan.identity;
+    nix::sys::prctl::set_keepcaps(true).in_step("switch user")?;
+    // setgroups(2) is denied in a user namespace an unprivileged caller made.
+    if plan.uid_mappings.is_empty() {
+        let groups: Vec<nix::unistd::Gid> = id
+            .additional_gids
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).in_step("set supplementary groups")?;
+    }
+    let gid = nix::unistd::Gid::from_raw(id.gid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| StepError {
+        step: "switch user",
+        errno: Some(e as i32),
+        message: format!("cannot become gid {}: {e}", id.gid),
+    })?;
+    let uid = nix::unistd::Uid::from_raw(id.uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| StepError {
+        step: "switch user",
+        errno: Some(e as i32),
+        message: format!("cannot become uid {}: {e}", id.uid),
+    })?;
+    nix::sys::prctl::set_keepcaps(false).in_step("switch user")
+}
+
+/// Finds the program like execvp(3), but in the sandbox's `PATH` rather
+/// than the runtime's.
+fn find_program(plan: &ChildPlan) -> Result<CString, StepError> {
+    let name = plan.args[0].as_bytes();
+    if name.contains(&b'/') {
+        return Ok(plan.args[0].clone());
+    }
+    for dir in plan.path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(std::ffi::OsStr::from_bytes(name));
+        let Ok(c) = CString::new(candidate.as_os_str().as_bytes()) else {
+            continue;
+        };
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 && candidate.is_file() {
+            return Ok(c);
+        }
+    }
+    Err(StepError {
+        step: "exec",
+        errno: Some(libc::ENOENT),
+        message: format!(
+            "{}: executable file not found in PATH ({})",
+            String::from_utf8_lossy(name),
+            plan.path
+        ),
+    })
+}

@@ -1,0 +1,148 @@
+//! The sandbox's first process: clone3 into new namespaces, the sync channel
+//! with the runtime, the setup sequence up to execve, and the optional init.
+//!
+//! The runtime side is [`spawn`], then [`Sandbox::start`] once the uid/gid
+//! maps and the cgroup are in place; the child side is `child::run`.
+
+mod channel;
+mod child;
+mod init;
+mod plan;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+pub use channel::ChildFailure;
+pub use child::{CANNOT_EXECUTE, NOT_FOUND, SETUP_FAILED};
+pub use plan::ChildPlan;
+
+use channel::{Channel, Report};
+
+use crate::sys::{self, Forked};
+
+/// A failure to create or start the sandbox's process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The spec asks for something that cannot be done.
+    #[error("invalid {field}: {reason}")]
+    InvalidSpec {
+        /// The spec field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A namespace could not be set up.
+    #[error(transparent)]
+    Namespace(#[from] crate::namespaces::NamespaceError),
+    /// The mount plan is invalid.
+    #[error(transparent)]
+    Mount(#[from] crate::mounts::MountError),
+    /// A capability is unknown.
+    #[error(transparent)]
+    Capability(#[from] crate::capabilities::CapabilityError),
+    /// The seccomp profile cannot be compiled.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    /// clone3 failed.
+    #[error("cannot create the sandbox process (clone3 with flags {flags:#x}): {source}")]
+    Clone {
+        /// The flags passed.
+        flags: u64,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+    /// The sync channel failed.
+    #[error("sync channel with the sandbox process: {0}")]
+    Channel(std::io::Error),
+    /// A setup step in the child failed.
+    #[error("{}", .0.message)]
+    Setup(ChildFailure),
+}
+
+/// A running (or starting) sandbox process, seen from the runtime.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// Its pid in the runtime's pid namespace.
+    pub pid: i32,
+    /// A pidfd for it: signals and waits cannot hit a recycled pid.
+    pub pidfd: OwnedFd,
+    channel: Channel,
+}
+
+/// Clones the sandbox's first process into its namespaces (and, with
+/// `cgroup`, directly into that cgroup v2 directory). The child waits for
+/// [`Sandbox::start`].
+///
+/// `saved_mask` is the signal mask the program gets back before exec.
+///
+/// # Errors
+///
+/// The channel or clone3 failing.
+pub fn spawn(
+    plan: &ChildPlan,
+    cgroup: Option<RawFd>,
+    saved_mask: &libc::sigset_t,
+) -> Result<Sandbox, ProcessError> {
+    let (parent_end, child_end) = channel::channel().map_err(ProcessError::Channel)?;
+    let flags = plan.namespaces.clone_flags;
+
+    // SAFETY: the runtime is single-threaded (it starts no threads, and
+    // `main` calls into the engine before any could exist).
+    match unsafe { sys::clone3(flags, cgroup) } {
+        Err(source) => Err(ProcessError::Clone { flags, source }),
+        Ok(Forked::Child) => {
+            drop(parent_end);
+            child::run(plan, &child_end, saved_mask)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            drop(child_end);
+            Ok(Sandbox {
+                pid,
+                pidfd,
+                channel: parent_end,
+            })
+        }
+    }
+}
+
+impl Sandbox {
+    /// Lets the child run its setup and exec the program; returns once the
+    /// program runs. Each step the child announces goes to `on_step`.
+    ///
+    /// # Errors
+    ///
+    /// The first failed setup step, as the child reported it.
+    pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<(), ProcessError> {
+        self.channel.send_go().map_err(ProcessError::Channel)?;
+        loop {
+            match self.channel.read_report().map_err(ProcessError::Channel)? {
+                Report::Step(step) => on_step(&step),
+                Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
+                Report::Closed => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends `signal` to the sandbox's first process.
+    ///
+    /// # Errors
+    ///
+    /// pidfd_send_signal(2)'s error (ESRCH once it is gone).
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        sys::pidfd_send_signal(self.pidfd.as_raw_fd(), signal)
+    }
+
+    /// Waits for the first process to exit and returns its wait status.
+    ///
+    /// # Errors
+    ///
+    /// waitid(2)'s error.
+    pub fn wait(&self) -> std::io::Result<nix::sys::wait::WaitStatus> {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        loop {
+            match waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => return other.map_err(std::io::Error::from),
+            }
+        }
+    }
+}

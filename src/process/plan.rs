@@ -1,0 +1,150 @@
+//! Everything the child needs, computed in the parent before clone: paths
+//! checked, the seccomp filter compiled, strings turned into C strings. The
+//! child then only makes syscalls, and every bad input fails while no
+//! process, namespace or mount exists yet.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use oci_spec::runtime::{LinuxIdMapping, PosixRlimit, Spec};
+
+use super::ProcessError;
+use crate::capabilities::CapabilitySets;
+use crate::mounts::MountPlan;
+use crate::namespaces::NamespaceSet;
+use crate::seccomp::CompiledFilter;
+
+/// The sandboxed process's identity.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The uid inside the sandbox.
+    pub uid: u32,
+    /// The gid inside the sandbox.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+}
+
+/// The child's plan.
+#[derive(Debug)]
+pub struct ChildPlan {
+    /// Namespaces to create.
+    pub namespaces: NamespaceSet,
+    /// uid map of the user namespace (empty without one).
+    pub uid_mappings: Vec<LinuxIdMapping>,
+    /// gid map of the user namespace.
+    pub gid_mappings: Vec<LinuxIdMapping>,
+    /// The filesystem plan (with a mount namespace).
+    pub mounts: Option<MountPlan>,
+    /// The hostname (with a UTS namespace).
+    pub hostname: Option<String>,
+    /// The user to become.
+    pub identity: Identity,
+    /// Capability sets.
+    pub capabilities: CapabilitySets,
+    /// Set no_new_privs.
+    pub no_new_privs: bool,
+    /// The compiled seccomp filter (empty when unconfined).
+    pub seccomp: CompiledFilter,
+    /// Resource limits of the process.
+    pub rlimits: Vec<PosixRlimit>,
+    /// The program's arguments.
+    pub args: Vec<CString>,
+    /// The program's environment.
+    pub env: Vec<CString>,
+    /// The `PATH` to search for the program, from `env`.
+    pub path: String,
+    /// The working directory inside the sandbox.
+    pub cwd: PathBuf,
+    /// Run the reaping init as pid 1.
+    pub init: bool,
+    /// Send step notices over the channel (debug logging).
+    pub trace_steps: bool,
+}
+
+fn cstrings(what: &'static str, items: &[String]) -> Result<Vec<CString>, ProcessError> {
+    items
+        .iter()
+        .map(|s| {
+            CString::new(s.as_bytes()).map_err(|_| ProcessError::InvalidSpec {
+                field: what,
+                reason: format!("{s:?} contains a NUL byte"),
+            })
+        })
+        .collect()
+}
+
+impl ChildPlan {
+    /// Computes the plan from a spec.
+    ///
+    /// # Errors
+    ///
+    /// Anything in the spec that cannot be carried out, named.
+    pub fn from_spec(spec: &Spec, init: bool) -> Result<Self, ProcessError> {
+        let invalid = |field: &'static str, reason: &str| ProcessError::InvalidSpec {
+            field,
+            reason: reason.to_string(),
+        };
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| invalid("process", "missing"))?;
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| invalid("linux", "missing"))?;
+        let args = process.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            return Err(invalid("process.args", "empty: there is no program to run"));
+        }
+        let env = process.env().clone().unwrap_or_default();
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/bin:/usr/bin:/bin")
+            .to_string();
+
+        let namespaces =
+            NamespaceSet::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+        let mounts = if namespaces.has(libc::CLONE_NEWNS) {
+            Some(MountPlan::from_spec(spec)?)
+        } else {
+            None
+        };
+        let capabilities = match process.capabilities() {
+            Some(c) => CapabilitySets::from_spec(c)?,
+            None => CapabilitySets::default(),
+        };
+        let seccomp = match linux.seccomp() {
+            Some(profile) => crate::seccomp::compile(profile)?,
+            None => CompiledFilter::default(),
+        };
+        let user = process.user();
+
+        Ok(ChildPlan {
+            namespaces,
+            uid_mappings: linux.uid_mappings().clone().unwrap_or_default(),
+            gid_mappings: linux.gid_mappings().clone().unwrap_or_default(),
+            mounts,
+            hostname: spec
+                .hostname()
+                .clone()
+                .filter(|_| namespaces.has(libc::CLONE_NEWUTS)),
+            identity: Identity {
+                uid: user.uid(),
+                gid: user.gid(),
+                additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            },
+            capabilities,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp,
+            rlimits: process.rlimits().clone().unwrap_or_default(),
+            args: cstrings("process.args", &args)?,
+            env: cstrings("process.env", &env)?,
+            path,
+            cwd: process.cwd().clone(),
+            init,
+            trace_steps: tracing::enabled!(tracing::Level::DEBUG),
+        })
+    }
+}
