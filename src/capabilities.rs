@@ -168,6 +168,7 @@ mod tests {
                     .into_iter()
                     .collect::<Capabilities>(),
             )
+            .effective(Capabilities::new())
             .build()
             .unwrap();
         let sets = CapabilitySets::from_spec(&spec).unwrap();
