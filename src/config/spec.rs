@@ -224,18 +224,6 @@ fn mounts(layer: &Layer, command: &[String], ctx: &RunContext) -> Result<Vec<Mou
         for dir in host_system_dirs() {
             out.push(bind(&dir, &dir, true)?);
         }
-        // The program itself, when it is a host file outside those
-        // directories (`sunaba run -- ./agent`), is bound read-only at the
-        // same absolute path so the path the caller gave keeps working.
-        if let Some(program) = command.first().filter(|p| p.contains('/')) {
-            let host = ctx.cwd.join(program);
-            let covered = host_system_dirs().iter().any(|d| host.starts_with(d));
-            if !covered {
-                if let Ok(resolved) = std::fs::canonicalize(&host) {
-                    out.push(bind(&resolved, &resolved, true)?);
-                }
-            }
-        }
         if !fs.tmpfs.iter().any(|t| t.destination == Path::new("/tmp")) {
             out.push(mount(
                 "/tmp",
@@ -276,6 +264,23 @@ fn mounts(layer: &Layer, command: &[String], ctx: &RunContext) -> Result<Vec<Mou
             }
         };
         out.push(bind(&source, &v.destination, v.read_only)?);
+    }
+
+    // The program itself, when it is a host file outside the system
+    // directories (`sunaba run -- /tmp/x/agent`), is bound read-only at the
+    // same absolute path so the path the caller gave keeps working. It comes
+    // last: a tmpfs or volume mounted over a parent directory (the default
+    // /tmp above all) would otherwise hide it.
+    if fs.rootfs.is_none() {
+        if let Some(program) = command.first().filter(|p| p.contains('/')) {
+            let host = ctx.cwd.join(program);
+            let covered = host_system_dirs().iter().any(|d| host.starts_with(d));
+            if !covered {
+                if let Ok(resolved) = std::fs::canonicalize(&host) {
+                    out.push(bind(&resolved, &resolved, true)?);
+                }
+            }
+        }
     }
     Ok(out)
 }
@@ -602,6 +607,29 @@ mod tests {
             .unwrap()
             .contains(&format!("size={}", 100 << 20)));
         let _ = std::fs::remove_dir_all(ctx().volume_dir);
+    }
+
+    #[test]
+    fn program_under_tmp_is_bound_after_the_tmp_tmpfs() {
+        // The bind of a program under /tmp used to come before the /tmp
+        // tmpfs, which then hid it: exec failed with ENOENT.
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("agent");
+        std::fs::write(&program, "").unwrap();
+        let program = std::fs::canonicalize(program).unwrap();
+        let layer: Layer = toml::from_str("[security]\nseccomp = \"unconfined\"").unwrap();
+        let command = [program.to_string_lossy().into_owned()];
+        let (spec, _) = build_spec(&layer, &command, &ctx()).unwrap();
+        let dests: Vec<&Path> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().as_path())
+            .collect();
+        let tmp = dests.iter().position(|d| *d == Path::new("/tmp")).unwrap();
+        let bound = dests.iter().position(|d| *d == program).unwrap();
+        assert!(bound > tmp, "{dests:?}");
     }
 
     #[test]
