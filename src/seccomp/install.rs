@@ -1,0 +1,568 @@
+//! Installing compiled filters with `seccomp(2)`, and probing the kernel.
+//!
+//! seccompiler's own `apply_filter` always sets no_new_privs first, which
+//! would override OCI `process.noNewPrivileges: false`, and takes no filter
+//! flags; so the filters are installed here with the raw syscall.
+//! `SECCOMP_SET_MODE_FILTER` fails with `EACCES` unless no_new_privs is set
+//! or the caller has CAP_SYS_ADMIN in its user namespace (`seccomp(2)`).
+
+use std::io;
+
+use seccompiler::{sock_filter, BpfProgram, SeccompAction};
+
+use super::SeccompError;
+
+/// The most instructions a classic BPF program may have (`BPF_MAXINSNS`).
+const BPF_MAXINSNS: usize = 4096;
+
+/// A profile compiled to BPF, ready to install in a forked child.
+///
+/// The default value holds no filter; installing it does nothing.
+#[derive(Debug, Default, Clone)]
+pub struct CompiledFilter {
+    /// BPF programs, in installation order.
+    programs: Vec<BpfProgram>,
+    /// `SECCOMP_FILTER_FLAG_*` bits passed with every program.
+    flags: u64,
+}
+
+impl CompiledFilter {
+    /// Wraps generated programs, checking each fits one `sock_fprog`.
+    pub(super) fn new(programs: Vec<BpfProgram>, flags: u64) -> Result<Self, SeccompError> {
+        if let Some(program) = programs.iter().find(|p| p.len() > BPF_MAXINSNS) {
+            return Err(SeccompError::Generate {
+                source: seccompiler::BackendError::FilterTooLarge(program.len()),
+            });
+        }
+        Ok(Self { programs, flags })
+    }
+
+    /// The BPF programs, in installation order.
+    pub fn programs(&self) -> &[BpfProgram] {
+        &self.programs
+    }
+
+    /// The total number of BPF instructions over all programs.
+    pub fn instruction_count(&self) -> usize {
+        self.programs.iter().map(Vec::len).sum()
+    }
+
+    /// Installs the filters on the calling thread (on every thread with
+    /// SECCOMP_FILTER_FLAG_TSYNC), in the child just before `execve`.
+    ///
+    /// Makes only `seccomp(2)` calls: it allocates nothing, logs nothing and
+    /// takes no lock, so it is safe between fork and exec. It does not set
+    /// no_new_privs.
+    ///
+    /// # Errors
+    ///
+    /// [`SeccompError::NoNewPrivs`] when no_new_privs is not set and the
+    /// process lacks CAP_SYS_ADMIN; [`SeccompError::Tsync`] when another
+    /// thread cannot be synchronised; [`SeccompError::InstallFilter`] for
+    /// anything else the kernel refuses. Filters installed before the failing
+    /// one stay installed.
+    pub fn install(&self) -> Result<(), SeccompError> {
+        for (filter, program) in self.programs.iter().enumerate() {
+            let len = u16::try_from(program.len()).map_err(|_| SeccompError::InstallFilter {
+                filter,
+                flags: self.flags,
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            })?;
+            let fprog = libc::sock_fprog {
+                len,
+                filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+            };
+
+            // SAFETY: seccompiler's `sock_filter` is `#[repr(C)]` with the same
+            // fields as the kernel's (u16, u8, u8, u32), so the pointer cast is
+            // layout-compatible; `fprog.len` is the length of `program`, which
+            // outlives the call; the kernel only reads the program.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    self.flags,
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            match ret {
+                0 => {}
+                // With TSYNC the kernel returns the id of the thread that
+                // could not be synchronised.
+                tid if tid > 0 => return Err(SeccompError::Tsync { filter, tid }),
+                _ => {
+                    return Err(install_error(
+                        filter,
+                        self.flags,
+                        io::Error::last_os_error(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn install_error(filter: usize, flags: u64, source: io::Error) -> SeccompError {
+    if source.raw_os_error() == Some(libc::EACCES) {
+        SeccompError::NoNewPrivs { filter }
+    } else {
+        SeccompError::InstallFilter {
+            filter,
+            flags,
+            source,
+        }
+    }
+}
+
+/// Whether the running kernel accepts the filter flag `bit`.
+///
+/// The kernel checks the flags before it reads the program, so a NULL program
+/// fails with `EFAULT` for known flags and `EINVAL` for unknown ones, without
+/// installing anything (the probe libseccomp uses).
+pub(super) fn flag_available(bit: u64) -> bool {
+    // SAFETY: a NULL program pointer is rejected by the kernel with EFAULT
+    // before anything is installed; no memory is read or written.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            bit,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+/// Checks with SECCOMP_GET_ACTION_AVAIL that the kernel knows `action`
+/// (KILL_PROCESS and LOG date from Linux 4.14).
+pub(super) fn check_action_available(action: &SeccompAction) -> Result<(), SeccompError> {
+    // The kernel compares the action bits only.
+    let value: u32 = u32::from(action.clone()) & libc::SECCOMP_RET_ACTION_FULL;
+
+    // SAFETY: `value` is a live u32 for the duration of the call, which only
+    // reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &value as *const u32,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        // Kernels before 4.14 lack GET_ACTION_AVAIL itself; they also lack
+        // the actions it would report missing, which the install then
+        // rejects with EINVAL.
+        Some(libc::EINVAL) => Ok(()),
+        _ => Err(SeccompError::ActionUnavailable {
+            action: action.clone(),
+        }),
+    }
+}
+
+/// On x86_64, a filter that returns `ENOSYS` for x32 syscalls and ALLOW for
+/// the rest.
+///
+/// x32 syscalls enter with the x86_64 audit arch and the number ORed with
+/// `__X32_SYSCALL_BIT` (0x40000000), so a seccompiler filter, which only
+/// compares x86_64 numbers, lets them fall to its default. `-1` is let
+/// through: a tracer uses it to skip a syscall.
+pub(super) fn x32_guard() -> Option<BpfProgram> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    // Opcodes from linux/bpf_common.h: BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K,
+    // BPF_JMP|BPF_JSET|BPF_K, BPF_RET|BPF_K.
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JSET_K: u16 = 0x45;
+    const RET_K: u16 = 0x06;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let insn = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    Some(vec![
+        // seccomp_data.nr is at offset 0.
+        insn(LD_W_ABS, 0, 0, 0),
+        insn(JEQ_K, 2, 0, u32::MAX),
+        insn(JSET_K, 0, 1, X32_SYSCALL_BIT),
+        insn(
+            RET_K,
+            0,
+            0,
+            u32::from(SeccompAction::Errno(libc::ENOSYS.unsigned_abs())),
+        ),
+        insn(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Behavioural tests: each forks a child that sets no_new_privs, installs
+    //! a filter, makes one syscall and exits with the errno it saw (0 for
+    //! success). Between fork and `_exit` the child makes raw syscalls only,
+    //! so the test harness's other threads cannot leave it stuck on a lock.
+
+    use super::*;
+    use crate::seccomp::{builtin, compile};
+
+    const EXIT_NNP_FAILED: i32 = 200;
+    const EXIT_INSTALL_FAILED: i32 = 201;
+
+    fn filter(name: &str) -> CompiledFilter {
+        compile(&builtin(name).unwrap()).unwrap()
+    }
+
+    fn no_filter() -> CompiledFilter {
+        CompiledFilter::default()
+    }
+
+    fn last_errno() -> i32 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    /// Runs `probe` in a forked child under `filter` and returns the errno it
+    /// saw, or 0 when the syscall succeeded.
+    fn errno_under(filter: &CompiledFilter, probe: fn() -> libc::c_long) -> i32 {
+        // SAFETY: the child runs `filtered_child`, which makes raw syscalls
+        // only (prctl, seccomp, the probe's) and ends in `_exit`: all
+        // async-signal-safe, no allocation, no lock.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            let code = filtered_child(filter, probe);
+            // SAFETY: ends the forked child without running the parent's
+            // atexit handlers or destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our child and `status` a live c_int.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(libc::WIFEXITED(status), "child killed, status {status:#x}");
+        let code = libc::WEXITSTATUS(status);
+        assert_ne!(code, EXIT_NNP_FAILED, "prctl(PR_SET_NO_NEW_PRIVS) failed");
+        assert_ne!(code, EXIT_INSTALL_FAILED, "filter install failed");
+        code
+    }
+
+    fn filtered_child(filter: &CompiledFilter, probe: fn() -> libc::c_long) -> i32 {
+        // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integers.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return EXIT_NNP_FAILED;
+        }
+        if filter.install().is_err() {
+            return EXIT_INSTALL_FAILED;
+        }
+        if probe() < 0 {
+            last_errno()
+        } else {
+            0
+        }
+    }
+
+    fn dev_null() -> libc::c_int {
+        // SAFETY: the path is a NUL-terminated literal.
+        unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) }
+    }
+
+    /// ioctl with the full 64-bit request word, as a raw syscall so that the
+    /// high bits reach the kernel.
+    fn raw_ioctl(request: u64) -> libc::c_long {
+        let mut buf = [0u8; 64];
+        // SAFETY: `buf` is larger than any structure the probed requests
+        // write (struct termios), and lives across the call.
+        unsafe { libc::syscall(libc::SYS_ioctl, dev_null(), request, buf.as_mut_ptr()) }
+    }
+
+    fn raw_socket(domain: u64, kind: libc::c_int) -> libc::c_long {
+        // SAFETY: socket takes plain integers.
+        unsafe { libc::syscall(libc::SYS_socket, domain, kind, 0) }
+    }
+
+    fn getpid() -> libc::c_long {
+        // SAFETY: getpid takes no arguments.
+        unsafe { libc::syscall(libc::SYS_getpid) }
+    }
+
+    fn unshare_nothing() -> libc::c_long {
+        // SAFETY: unshare takes a flag word.
+        unsafe { libc::syscall(libc::SYS_unshare, 0) }
+    }
+
+    fn unshare_user() -> libc::c_long {
+        // SAFETY: unshare takes a flag word.
+        unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) }
+    }
+
+    fn tiocsti() -> libc::c_long {
+        raw_ioctl(0x5412)
+    }
+
+    fn tiocsti_high_bits() -> libc::c_long {
+        raw_ioctl(0x1_0000_5412)
+    }
+
+    fn tioclinux() -> libc::c_long {
+        raw_ioctl(0x541C)
+    }
+
+    fn tcgets() -> libc::c_long {
+        raw_ioctl(libc::TCGETS)
+    }
+
+    fn socket_unix() -> libc::c_long {
+        raw_socket(1, libc::SOCK_STREAM)
+    }
+
+    fn socket_packet() -> libc::c_long {
+        raw_socket(17, libc::SOCK_RAW)
+    }
+
+    fn socket_packet_high_bits() -> libc::c_long {
+        raw_socket(0xFFFF_FFFF_0000_0011, libc::SOCK_RAW)
+    }
+
+    fn socket_vsock() -> libc::c_long {
+        raw_socket(40, libc::SOCK_STREAM)
+    }
+
+    fn clone3_null() -> libc::c_long {
+        // SAFETY: a NULL clone_args with size 0 is rejected before anything
+        // is read or created.
+        unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0) }
+    }
+
+    /// clone(2) with fork semantics and extra `flags`; the new child exits at once.
+    fn clone_with(flags: libc::c_long) -> libc::c_long {
+        let flags = flags | libc::c_long::from(libc::SIGCHLD);
+        // SAFETY: without CLONE_VM the child gets a copy of this stack, as
+        // with fork; it only calls `_exit`.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+        if pid == 0 {
+            // SAFETY: ends the clone child at once.
+            unsafe { libc::_exit(0) };
+        }
+        if pid > 0 {
+            // SAFETY: `pid` is our child; a NULL status is allowed.
+            unsafe { libc::waitpid(i32::try_from(pid).unwrap_or(-1), std::ptr::null_mut(), 0) };
+        }
+        pid
+    }
+
+    fn clone_plain() -> libc::c_long {
+        clone_with(0)
+    }
+
+    fn clone_newuser() -> libc::c_long {
+        clone_with(libc::c_long::from(libc::CLONE_NEWUSER))
+    }
+
+    fn ptrace_peek() -> libc::c_long {
+        // SAFETY: PEEKDATA on a pid that does not exist fails before reading.
+        unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_PEEKDATA, 0x3fff_fff0, 0, 0) }
+    }
+
+    fn bpf_bad_command() -> libc::c_long {
+        // SAFETY: an unknown command with a NULL, zero-sized attribute is
+        // rejected without reading memory.
+        unsafe { libc::syscall(libc::SYS_bpf, 0xffff, std::ptr::null::<u8>(), 0) }
+    }
+
+    fn io_uring_setup_null() -> libc::c_long {
+        // SAFETY: a NULL params pointer is rejected with EFAULT.
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, std::ptr::null::<u8>()) }
+    }
+
+    fn mount_nothing() -> libc::c_long {
+        // SAFETY: NULL source, target and type are rejected (EFAULT/EPERM).
+        unsafe { libc::syscall(libc::SYS_mount, 0, 0, 0, 0, 0) }
+    }
+
+    fn keyctl_get_id() -> libc::c_long {
+        // SAFETY: KEYCTL_GET_KEYRING_ID (0) on the session keyring takes integers.
+        unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) }
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn agent_lets_getpid_through() {
+        assert_eq!(errno_under(&filter("agent"), getpid), 0);
+    }
+
+    #[test]
+    fn agent_denies_unshare() {
+        let agent = filter("agent");
+        assert_eq!(errno_under(&no_filter(), unshare_nothing), 0);
+        assert_eq!(errno_under(&agent, unshare_nothing), libc::EPERM);
+        assert_eq!(errno_under(&agent, unshare_user), libc::EPERM);
+    }
+
+    #[test]
+    fn agent_denies_tiocsti_and_tioclinux_but_not_other_ioctls() {
+        let agent = filter("agent");
+        assert_eq!(errno_under(&no_filter(), tiocsti), libc::ENOTTY);
+        assert_eq!(errno_under(&filter("default"), tiocsti), libc::ENOTTY);
+        assert_eq!(errno_under(&agent, tiocsti), libc::EPERM);
+        assert_eq!(errno_under(&agent, tioclinux), libc::EPERM);
+        assert_eq!(errno_under(&agent, tcgets), libc::ENOTTY);
+    }
+
+    #[test]
+    fn agent_denies_tiocsti_with_high_bits_set() {
+        // The kernel truncates the request to 32 bits, so this is TIOCSTI.
+        assert_eq!(errno_under(&no_filter(), tiocsti_high_bits), libc::ENOTTY);
+        assert_eq!(
+            errno_under(&filter("agent"), tiocsti_high_bits),
+            libc::EPERM
+        );
+    }
+
+    #[test]
+    fn agent_denies_packet_and_vsock_sockets_only() {
+        let agent = filter("agent");
+        assert_eq!(errno_under(&agent, socket_unix), 0);
+        assert_eq!(errno_under(&agent, socket_packet), libc::EPERM);
+        assert_eq!(errno_under(&agent, socket_packet_high_bits), libc::EPERM);
+        assert_eq!(errno_under(&agent, socket_vsock), libc::EPERM);
+        if is_root() {
+            assert_ne!(errno_under(&no_filter(), socket_packet), libc::EPERM);
+        }
+    }
+
+    #[test]
+    fn default_allows_packet_sockets_but_not_vsock() {
+        let default = filter("default");
+        assert_ne!(errno_under(&default, socket_packet), libc::EPERM);
+        assert_eq!(errno_under(&default, socket_vsock), libc::EPERM);
+    }
+
+    #[test]
+    fn clone3_gets_enosys_so_libc_falls_back_to_clone() {
+        assert_eq!(errno_under(&no_filter(), clone3_null), libc::EINVAL);
+        assert_eq!(errno_under(&filter("agent"), clone3_null), libc::ENOSYS);
+        assert_eq!(errno_under(&filter("default"), clone3_null), libc::ENOSYS);
+    }
+
+    #[test]
+    fn clone_is_allowed_without_namespace_flags_only() {
+        let agent = filter("agent");
+        assert_eq!(errno_under(&agent, clone_plain), 0);
+        assert_eq!(errno_under(&agent, clone_newuser), libc::EPERM);
+    }
+
+    #[test]
+    fn agent_denies_ptrace_which_default_allows() {
+        assert_eq!(errno_under(&filter("default"), ptrace_peek), libc::ESRCH);
+        assert_eq!(errno_under(&filter("agent"), ptrace_peek), libc::EPERM);
+    }
+
+    #[test]
+    fn agent_denies_bpf_io_uring_mount_and_keyctl() {
+        let agent = filter("agent");
+        if is_root() {
+            assert_eq!(errno_under(&no_filter(), bpf_bad_command), libc::EINVAL);
+        }
+        assert_eq!(errno_under(&agent, bpf_bad_command), libc::EPERM);
+        assert_eq!(errno_under(&agent, io_uring_setup_null), libc::EPERM);
+        assert_eq!(errno_under(&agent, mount_nothing), libc::EPERM);
+        assert_eq!(errno_under(&agent, keyctl_get_id), libc::EPERM);
+        assert_ne!(errno_under(&no_filter(), keyctl_get_id), libc::EPERM);
+    }
+
+    #[test]
+    fn x32_syscalls_are_refused_under_a_default_allow_profile() {
+        let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        let filter = compile(&profile).unwrap();
+        fn x32_unshare() -> libc::c_long {
+            // SAFETY: unshare(0) changes nothing, whichever ABI runs it.
+            unsafe { libc::syscall(0x4000_0000 | libc::SYS_unshare, 0) }
+        }
+        assert_eq!(errno_under(&filter, unshare_nothing), libc::EPERM);
+        assert_eq!(errno_under(&filter, getpid), 0);
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(errno_under(&filter, x32_unshare), libc::ENOSYS);
+        }
+    }
+
+    #[test]
+    fn tsync_flag_installs() {
+        let mut profile = builtin("agent").unwrap();
+        profile.set_flags(Some(vec![
+            oci_spec::runtime::LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+        ]));
+        let filter = compile(&profile).unwrap();
+        assert_eq!(filter.flags, libc::SECCOMP_FILTER_FLAG_TSYNC);
+        assert_eq!(errno_under(&filter, getpid), 0);
+        assert_eq!(errno_under(&filter, unshare_nothing), libc::EPERM);
+    }
+
+    #[test]
+    fn install_without_no_new_privs_or_cap_sys_admin_names_the_cause() {
+        let filter = filter("agent");
+        // SAFETY: as in `errno_under`; the child drops its capabilities with
+        // a raw capset and makes raw syscalls only.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = match drop_all_capabilities() {
+                false => 2,
+                true => match filter.install() {
+                    Err(SeccompError::NoNewPrivs { filter: 0 }) => 0,
+                    Err(_) => 3,
+                    Ok(()) => 4,
+                },
+            };
+            // SAFETY: ends the forked child.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our child and `status` a live c_int.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status));
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+
+        let message = SeccompError::NoNewPrivs { filter: 0 }.to_string();
+        assert!(message.contains("no_new_privs") && message.contains("CAP_SYS_ADMIN"));
+    }
+
+    /// Clears every capability set of the calling thread.
+    fn drop_all_capabilities() -> bool {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+        let mut header = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        // SAFETY: header and two data words, as capset(2) expects for
+        // version 3; both live across the call.
+        let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+        ret == 0
+    }
+}
