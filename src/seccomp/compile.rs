@@ -46,6 +46,8 @@ const MAX_ARG_INDEX: usize = 5;
 const NATIVE_ARCH: TargetArch = TargetArch::x86_64;
 #[cfg(target_arch = "aarch64")]
 const NATIVE_ARCH: TargetArch = TargetArch::aarch64;
+#[cfg(target_arch = "riscv64")]
+const NATIVE_ARCH: TargetArch = TargetArch::riscv64;
 
 /// Rules for one syscall number: `None` matches the syscall whatever its
 /// arguments, `Some` matches when any of the rules does.

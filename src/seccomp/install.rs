@@ -490,6 +490,8 @@ mod tests {
         }
         assert_eq!(errno_under(&filter, unshare_nothing), libc::EPERM);
         assert_eq!(errno_under(&filter, getpid), 0);
+        // Kernels built without CONFIG_X86_X32_ABI answer ENOSYS themselves;
+        // with it, only the guard stops this call.
         if cfg!(target_arch = "x86_64") {
             assert_eq!(errno_under(&filter, x32_unshare), libc::ENOSYS);
         }
@@ -505,6 +507,52 @@ mod tests {
         assert_eq!(filter.flags, libc::SECCOMP_FILTER_FLAG_TSYNC);
         assert_eq!(errno_under(&filter, getpid), 0);
         assert_eq!(errno_under(&filter, unshare_nothing), libc::EPERM);
+    }
+
+    /// The agent profile must not break ordinary programs: a shell with
+    /// pipes and subshells, busybox, and Python spawning a process (glibc's
+    /// posix_spawn tries clone3 first and must fall back to clone) and a thread.
+    #[test]
+    fn agent_still_runs_shell_busybox_and_python() {
+        const SCRIPT: &std::ffi::CStr = c"set -e
+            ls / | wc -l >/dev/null
+            (cd /tmp && pwd) >/dev/null
+            if command -v busybox >/dev/null; then busybox ls / >/dev/null; fi
+            if command -v python3 >/dev/null; then
+                python3 -c 'import socket, subprocess, threading
+subprocess.run([\"true\"], check=True)
+socket.socket(socket.AF_UNIX).close()
+t = threading.Thread(target=len, args=((),)); t.start(); t.join()'
+            fi";
+        let filter = filter("agent");
+        let argv = [
+            c"/bin/sh".as_ptr(),
+            c"-c".as_ptr(),
+            SCRIPT.as_ptr(),
+            std::ptr::null(),
+        ];
+
+        // SAFETY: the child makes raw syscalls only (prctl, seccomp, execv)
+        // on buffers built before the fork, then `_exit`s if execv fails.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: plain integer arguments; `argv` is NULL-terminated and
+            // its strings are static.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && filter.install().is_ok()
+                {
+                    libc::execv(argv[0], argv.as_ptr());
+                }
+                libc::_exit(EXIT_INSTALL_FAILED);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our child and `status` a live c_int.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "shell killed, status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0);
     }
 
     #[test]
