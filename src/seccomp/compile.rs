@@ -68,16 +68,15 @@ pub(super) struct FilterPlan {
 }
 
 impl FilterPlan {
-    /// Whether this filter can return anything but ALLOW for `seccomp(2)`.
+    /// Whether this filter can stop a `seccomp(2)` call.
     fn may_deny_seccomp(&self) -> bool {
         let nr = i64::from(syscalls::Sysno::seccomp.id());
-        let matched = self.rules.get(&nr);
-        if self.on_match == SeccompAction::Log {
-            false
-        } else if self.on_match == SeccompAction::Allow {
-            !matches!(matched, Some(None)) && self.on_mismatch != SeccompAction::Allow
-        } else {
-            matched.is_some()
+        match self.rules.get(&nr) {
+            // Matched whatever the arguments.
+            Some(None) => !lets_through(&self.on_match),
+            // Matched for some arguments only.
+            Some(Some(_)) => !lets_through(&self.on_match) || !lets_through(&self.on_mismatch),
+            None => !lets_through(&self.on_mismatch),
         }
     }
 
@@ -167,6 +166,11 @@ fn order_for_installation(mut plans: Vec<FilterPlan>) -> Result<Vec<FilterPlan>,
         _ => return Err(SeccompError::SeccompDeniedTwice),
     }
     Ok(plans)
+}
+
+/// Whether `action` lets the syscall run (LOG runs it after logging).
+fn lets_through(action: &SeccompAction) -> bool {
+    matches!(action, SeccompAction::Allow | SeccompAction::Log)
 }
 
 /// Generates the BPF programs for `plans`, in the same order.

@@ -497,6 +497,23 @@ mod tests {
         }
     }
 
+    /// A profile that does not allow seccomp(2) must still install all its
+    /// filters (the default filter goes last), and a rule's ERRNO must win
+    /// over the default's.
+    #[test]
+    fn strict_profile_without_seccomp_installs_and_keeps_rule_errno() {
+        let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
+                "syscalls": [{"names": ["getpid", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+        )
+        .unwrap();
+        let filter = compile(&profile).unwrap();
+        assert_eq!(errno_under(&filter, getpid), 0);
+        assert_eq!(errno_under(&filter, clone3_null), libc::ENOSYS);
+        assert_eq!(errno_under(&filter, unshare_nothing), libc::EACCES);
+    }
+
     #[test]
     fn tsync_flag_installs() {
         let mut profile = builtin("agent").unwrap();
