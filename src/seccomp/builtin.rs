@@ -143,8 +143,10 @@ const X86_64_ONLY: &[&str] = &["arch_prctl", "modify_ldt"];
 /// ADDR_NO_RANDOMIZE (and with UNAME26), and the 0xffffffff query.
 const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
-/// Every CLONE_NEW* flag plus CLONE_NEWCGROUP, as Docker masks them:
-/// NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
+/// The namespace flags clone(2) accepts, as Docker masks them: CLONE_NEWNS,
+/// NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. CLONE_NEWTIME shares
+/// its bit with the exit-signal byte of clone(2), so only clone3 (answered
+/// ENOSYS) and unshare (denied) could ask for it.
 const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 
 const AF_PACKET: u64 = 17;
@@ -158,6 +160,11 @@ const LOW_32_BITS: u64 = 0xFFFF_FFFF;
 
 /// Returns the `default` profile: Docker's default allow-list for its default
 /// capabilities, `EPERM` otherwise.
+///
+/// One deliberate difference: Docker allows `socket` when the domain is not
+/// AF_VSOCK, comparing all 64 bits, so a domain of 40 with garbage in the
+/// high half passes while the kernel still reads AF_VSOCK. Here `socket` is
+/// allowed and AF_VSOCK denied on the low 32 bits.
 pub(super) fn default_profile() -> LinuxSeccomp {
     let mut syscalls = vec![allow(&common_names(true))];
     syscalls.extend(argument_rules(&[AF_VSOCK]));
