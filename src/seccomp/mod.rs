@@ -47,9 +47,6 @@ pub enum SeccompError {
         /// What was wrong.
         reason: String,
     },
-    /// Installing the filter failed.
-    #[error("cannot install seccomp filter: {0}")]
-    Install(std::io::Error),
     /// The kernel refused a filter because no_new_privs is not set and the
     /// process lacks CAP_SYS_ADMIN.
     #[error("cannot install seccomp filter {filter}: no_new_privs is not set and the process lacks CAP_SYS_ADMIN")]
