@@ -40,9 +40,11 @@ fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
         }
         None => Box::new(|| Box::new(std::io::stderr())),
     };
-    match cli.log_format {
-        LogFormat::Text => builder.with_writer(writer).with_ansi(false).init(),
-        LogFormat::Json => builder.json().with_writer(writer).init(),
+    match (cli.log_format, cli.log.is_some()) {
+        // On a terminal, a warning reads best as one plain line.
+        (LogFormat::Text, false) => builder.with_writer(writer).with_ansi(false).without_time().init(),
+        (LogFormat::Text, true) => builder.with_writer(writer).with_ansi(false).init(),
+        (LogFormat::Json, _) => builder.json().with_writer(writer).init(),
     }
     Ok(())
 }

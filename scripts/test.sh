@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need from Debian, then runs the checks and the
+# whole test suite as root, with every privileged test required.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: run as root: the tests create namespaces, mounts and cgroups" >&2
+    exit 1
+fi
+
+packages=(busybox-static iproute2 python3 util-linux)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+export REQUIRE_PRIVILEGED_TESTS=1
+scripts/check.sh
