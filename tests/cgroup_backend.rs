@@ -17,22 +17,10 @@ use oci_spec::runtime::{
 };
 use sunaba::cgroups::{Cgroup, CgroupError, Layout};
 
-const MIB: i64 = 1 << 20;
+mod common;
+use common::privileged;
 
-/// True when the test may run; otherwise prints the reason (or panics under
-/// `REQUIRE_PRIVILEGED_TESTS=1`).
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let reason = "creating cgroups needs root";
-    if std::env::var("REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
-        panic!("{test}: {reason}");
-    }
-    println!("skipped: {test}: {reason}");
-    false
-}
+const MIB: i64 = 1 << 20;
 
 fn unique_rel() -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
