@@ -1,0 +1,100 @@
+//! The default network: a namespace with loopback only. The host's own
+//! loopback listeners are out of reach; the sandbox's loopback works.
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::{privileged, require, Sandbox};
+
+fn sandbox(args: &[&str]) -> Sandbox {
+    let mut all = vec!["--security-opt", "seccomp=unconfined"];
+    all.extend_from_slice(args);
+    Sandbox::new(&all)
+}
+
+/// Connects to 127.0.0.1:PORT (argv[1]) and prints "connected" or the
+/// error's name; with no port, listens on an ephemeral port first and
+/// connects to that.
+const CONNECT: &str = r#"
+import errno, socket, sys
+server = None
+if len(sys.argv) > 1:
+    port = int(sys.argv[1])
+else:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+c = socket.socket()
+c.settimeout(10)
+try:
+    c.connect(("127.0.0.1", port))
+    print("connected")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e)))
+"#;
+
+#[test]
+fn only_loopback_exists_and_it_is_up() {
+    if !privileged("only_loopback_exists_and_it_is_up")
+        || !require("only_loopback_exists_and_it_is_up", &["ip"])
+    {
+        return;
+    }
+    let script = "tail -n +3 /proc/net/dev | cut -d: -f1; echo routes; \
+                  tail -n +2 /proc/net/route; echo links; ip -o link";
+    let out = sandbox(&["--", "sh", "-c", script]).run();
+    out.expect_success();
+    let (devs, rest) = out.stdout.split_once("routes\n").expect("marker");
+    let (routes, links) = rest.split_once("links\n").expect("marker");
+    let devs: Vec<&str> = devs.split_whitespace().collect();
+    assert_eq!(devs, ["lo"], "{out:#?}");
+    assert_eq!(routes.trim(), "", "{out:#?}");
+    let links: Vec<&str> = links.lines().collect();
+    assert_eq!(links.len(), 1, "{out:#?}");
+    assert!(links[0].starts_with("1: lo:"), "{out:#?}");
+    assert!(links[0].contains(",UP"), "{out:#?}");
+
+    // With --network host, the host's interfaces are there too.
+    let host_devs = std::fs::read_to_string("/proc/net/dev").expect("host net/dev");
+    assert!(
+        host_devs.lines().skip(2).count() > 1,
+        "the host has only loopback, nothing to compare"
+    );
+    let out = sandbox(&["--network", "host", "--", "cat", "/proc/net/dev"]).run();
+    out.expect_success();
+    assert_eq!(
+        out.stdout.lines().skip(2).count(),
+        host_devs.lines().skip(2).count(),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn host_loopback_listener_is_unreachable_but_own_loopback_works() {
+    if !privileged("host_loopback_listener_is_unreachable_but_own_loopback_works")
+        || !require(
+            "host_loopback_listener_is_unreachable_but_own_loopback_works",
+            &["python3"],
+        )
+    {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen on the host");
+    let port = listener.local_addr().expect("port").port().to_string();
+
+    let out = sandbox(&["--", "python3", "-c", CONNECT, &port]).run();
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "ECONNREFUSED", "{out:#?}");
+
+    let out = sandbox(&["--", "python3", "-c", CONNECT]).run();
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "connected", "{out:#?}");
+
+    // The host's network namespace reaches the listener.
+    let out = sandbox(&["--network", "host", "--", "python3", "-c", CONNECT, &port]).run();
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "connected", "{out:#?}");
+    drop(listener);
+}
