@@ -1,0 +1,188 @@
+//! Exit statuses, signals, timeouts, errors before the program starts, and
+//! what is left after each way a run can end.
+
+mod common;
+
+use common::{leftover_cgroups, privileged, sandboxed_processes, unique, Sandbox};
+
+fn sandbox(args: &[&str]) -> Sandbox {
+    let mut all = vec!["--security-opt", "seccomp=unconfined"];
+    all.extend_from_slice(args);
+    Sandbox::new(&all)
+}
+
+#[test]
+fn program_exit_status_is_passed_through() {
+    if !privileged("program_exit_status_is_passed_through") {
+        return;
+    }
+    let out = sandbox(&["--", "sh", "-c", "exit 3"]).run();
+    out.expect_code(3);
+    assert!(out.stderr.is_empty(), "{out:#?}");
+    sandbox(&["--", "true"]).run().expect_success();
+}
+
+#[test]
+fn program_killed_by_a_signal_exits_128_plus_the_signal() {
+    if !privileged("program_killed_by_a_signal_exits_128_plus_the_signal") {
+        return;
+    }
+    // Under --init, the program is not pid 1, so its own SIGTERM kills it.
+    let out = sandbox(&["--init", "--", "sh", "-c", "kill -TERM $$; sleep 1000"]).run();
+    out.expect_code(143);
+    assert!(out.sunaba_lines().is_empty(), "{out:#?}");
+}
+
+#[test]
+fn sigterm_to_sunaba_reaches_the_program_under_init() {
+    if !privileged("sigterm_to_sunaba_reaches_the_program_under_init") {
+        return;
+    }
+    let running = sandbox(&["--init", "--", "sleep", "1000"]).spawn();
+    running.wait_for_process("sleep 1000");
+    running.signal(libc::SIGTERM);
+    let out = running.wait();
+    out.expect_code(143);
+}
+
+#[test]
+fn timeout_kills_the_sandbox_with_124() {
+    if !privileged("timeout_kills_the_sandbox_with_124") {
+        return;
+    }
+    let out = sandbox(&["--timeout", "1s", "--", "sleep", "1000"]).run();
+    out.expect_code(124);
+    assert_eq!(out.sunaba_lines(), ["sunaba: killed: timeout after 1s"]);
+
+    // A program that ends in time keeps its own status.
+    let out = sandbox(&["--timeout", "30s", "--", "sh", "-c", "exit 5"]).run();
+    out.expect_code(5);
+    assert!(out.sunaba_lines().is_empty(), "{out:#?}");
+}
+
+#[test]
+fn missing_program_exits_127_and_unexecutable_one_126() {
+    if !privileged("missing_program_exits_127_and_unexecutable_one_126") {
+        return;
+    }
+    let name = unique("no-such-program");
+    let out = sandbox(&["--", &name]).run();
+    out.expect_code(127);
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+    assert!(out.stderr.starts_with("sunaba: "), "{out:#?}");
+    assert!(out.stderr.contains(&name), "{out:#?}");
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = common::temp_dir();
+    let script = dir.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = sandbox(&["--", &script.to_string_lossy()]).run();
+    out.expect_code(126);
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:#?}");
+
+    // The same file, executable, runs.
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = sandbox(&["--", &script.to_string_lossy()]).run();
+    out.expect_success();
+    assert_eq!(out.stdout, "ran\n");
+}
+
+/// Runs sunaba with `args` (the command is `true`), expects `code` and a
+/// message naming `word`, and (through `run`) that nothing was left.
+fn refused(args: &[&str], code: i32, word: &str) {
+    let mut all = args.to_vec();
+    all.extend(["--", "true"]);
+    let out = sandbox(&all).run();
+    out.expect_code(code);
+    assert!(out.stderr.contains(word), "{word:?} not named: {out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_is_made() {
+    if !privileged("bad_settings_are_refused_before_anything_is_made") {
+        return;
+    }
+    let profile = unique("nope");
+    refused(&["--profile", &profile], 125, &profile);
+    refused(&["--memory", "12q"], 2, "12q");
+    refused(&["--user", "abc"], 2, "abc");
+    let missing = format!("/{}", unique("nonexistent"));
+    refused(&["-v", &format!("{missing}:/x")], 125, &missing);
+    refused(&["-v", "/tmp:/../x"], 125, "/../x");
+    let workdir = format!("/{}", unique("nonexistent"));
+    refused(&["--workdir", &workdir], 125, &workdir);
+    refused(
+        &["--security-opt", "seccomp=/nonexistent.json"],
+        125,
+        "/nonexistent.json",
+    );
+
+    // Each sunaba error is one line.
+    let out = sandbox(&["--profile", &profile, "--", "true"]).run();
+    assert_eq!(out.sunaba_lines().len(), 1, "{out:#?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+}
+
+#[test]
+fn leftover_check_sees_a_running_sandbox() {
+    // The leftover check that every other test relies on must see the
+    // cgroups and processes of a sandbox while it runs.
+    if !privileged("leftover_check_sees_a_running_sandbox") {
+        return;
+    }
+    let running = sandbox(&["--", "sleep", "1000"]).spawn();
+    let sleeper = running.wait_for_process("sleep 1000");
+    assert!(!leftover_cgroups(running.pid()).is_empty());
+    assert_eq!(sandboxed_processes(running.marker()), [sleeper]);
+    running.signal(libc::SIGTERM);
+    // sleep is pid 1 without --init and has no SIGTERM handler: the kernel
+    // drops the signal. SIGKILL from the host still ends it.
+    // SAFETY: kill has no memory-safety preconditions; the PID was found by
+    // its marker an instant ago.
+    assert_eq!(unsafe { libc::kill(sleeper, libc::SIGKILL) }, 0);
+    let out = running.wait();
+    out.expect_code(137);
+}
+
+#[test]
+fn killing_sunaba_takes_the_sandbox_with_it() {
+    if !privileged("killing_sunaba_takes_the_sandbox_with_it") {
+        return;
+    }
+    for init in [false, true] {
+        let mut args = vec!["--security-opt", "seccomp=unconfined"];
+        if init {
+            args.push("--init");
+        }
+        args.extend(["--", "sleep", "1000"]);
+        let running = Sandbox::new(&args).spawn();
+        running.wait_for_process("sleep 1000");
+        running.signal(libc::SIGKILL);
+        let finished = running.wait_only();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&finished.output.status),
+            Some(libc::SIGKILL)
+        );
+        // PDEATHSIG ends the sandbox's pid 1, and with it the namespace. The
+        // cgroup cannot be removed by a process that was SIGKILLed; it is
+        // empty and removable, so removing it here keeps the host clean.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !sandboxed_processes(&finished.marker).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sandbox (init: {init}) outlived sunaba: {:?}",
+                sandboxed_processes(&finished.marker)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let stale = leftover_cgroups(finished.pid);
+        println!("init {init}: cgroups left after SIGKILL of sunaba: {stale:?}");
+        for dir in &stale {
+            std::fs::remove_dir(dir)
+                .unwrap_or_else(|e| panic!("stale cgroup {} not empty: {e}", dir.display()));
+        }
+    }
+}
