@@ -42,7 +42,11 @@ fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
     };
     match (cli.log_format, cli.log.is_some()) {
         // On a terminal, a warning reads best as one plain line.
-        (LogFormat::Text, false) => builder.with_writer(writer).with_ansi(false).without_time().init(),
+        (LogFormat::Text, false) => builder
+            .with_writer(writer)
+            .with_ansi(false)
+            .without_time()
+            .init(),
         (LogFormat::Text, true) => builder.with_writer(writer).with_ansi(false).init(),
         (LogFormat::Json, _) => builder.json().with_writer(writer).init(),
     }

@@ -234,8 +234,31 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     );
 
     cgroup.remove()?;
+    remove_stale_cgroups(spec);
     debug!("cleanup done");
     Ok(exit)
+}
+
+/// Removes the cgroups of earlier runs whose runtime died without cleaning
+/// up (SIGKILL). Runs after the program exited, off the start path. A run's
+/// cgroup is `sunaba/run-<runtime pid>-<nonce>`; it is stale when that pid
+/// no longer exists (a reused pid keeps it, which is harmless).
+fn remove_stale_cgroups(spec: &Spec) {
+    let ours = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let Some(parent) = ours.as_deref().and_then(Path::parent) else {
+        return;
+    };
+    let Ok(layout) = Layout::detect() else { return };
+    let removed = crate::cgroups::remove_stale(&layout, parent, |name| {
+        let pid = name
+            .strip_prefix("run-")
+            .and_then(|rest| rest.split('-').next());
+        pid.and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    });
+    if removed > 0 {
+        debug!(removed, "stale cgroups of killed runs removed");
+    }
 }
 
 fn start(
