@@ -175,6 +175,9 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     let started = Instant::now();
     let plan = ChildPlan::from_spec(spec, options.init)?;
     debug!(elapsed_us = started.elapsed().as_micros(), "plan ready");
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        log_plan(&plan);
+    }
 
     let mut cgroup = create_cgroup(spec, options)?;
     let mut signals = Signals::block().map_err(|e| Error::Io {
@@ -212,6 +215,12 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     info!(
         pid = sandbox.pid,
         program = ?plan.args.first(),
+        namespaces = format!("{:#x}", plan.namespaces.clone_flags),
+        read_only_root = plan.mounts.as_ref().is_some_and(|m| m.root_readonly),
+        mounts = plan.mounts.as_ref().map_or(0, |m| m.mounts.len()),
+        network = if plan.namespaces.has(libc::CLONE_NEWNET) { "none" } else { "host" },
+        seccomp_instructions = plan.seccomp.instruction_count(),
+        cgroup = cgroup.get().map(Cgroup::describe).unwrap_or_default(),
         elapsed_us = started.elapsed().as_micros(),
         "sandbox started"
     );
@@ -259,6 +268,26 @@ fn remove_stale_cgroups(spec: &Spec) {
     if removed > 0 {
         debug!(removed, "stale cgroups of killed runs removed");
     }
+}
+
+/// Logs the filesystem plan, one mount per line (debug only).
+fn log_plan(plan: &ChildPlan) {
+    let Some(mounts) = &plan.mounts else { return };
+    debug!(root = ?mounts.root, read_only = mounts.root_readonly, "root filesystem");
+    for m in &mounts.mounts {
+        debug!(
+            destination = %Path::new("/").join(&m.destination).display(),
+            kind = ?m.kind,
+            flags = ?m.flags,
+            attrs = format!("{:#x}", m.attrs),
+            "mount"
+        );
+    }
+    debug!(
+        masked = mounts.masked.len(),
+        readonly = mounts.readonly.len(),
+        "masked and read-only paths"
+    );
 }
 
 fn start(
