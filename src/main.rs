@@ -42,15 +42,51 @@ fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
     };
     match (cli.log_format, cli.log.is_some()) {
         // On a terminal, a warning reads best as one plain line.
-        (LogFormat::Text, false) => builder.with_writer(writer).with_ansi(false).without_time().init(),
+        (LogFormat::Text, false) => builder
+            .with_writer(writer)
+            .with_ansi(false)
+            .without_time()
+            .init(),
         (LogFormat::Text, true) => builder.with_writer(writer).with_ansi(false).init(),
         (LogFormat::Json, _) => builder.json().with_writer(writer).init(),
     }
     Ok(())
 }
 
+/// Drops the " (os error N)" that `io::Error` appends: the message already
+/// says what the errno means.
+fn plain(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" (os error ") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + " (os error ".len()..];
+        match tail.find(')') {
+            Some(end) if tail[..end].chars().all(|c| c.is_ascii_digit()) => rest = &tail[end + 1..],
+            _ => {
+                out.push_str(" (os error ");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 125 like sunaba's other own failures (and
+            // docker's), so a caller can tell them from the program's status.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(125)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let verbose = match &cli.command {
         Command::Run(args) => args.verbose,
     };
@@ -69,7 +105,7 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(exit.status() & 0xff).unwrap_or(1))
         }
         Err(e) => {
-            eprintln!("sunaba: {e}");
+            eprintln!("sunaba: {}", plain(&e.to_string()));
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(125))
         }
     }

@@ -42,6 +42,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// Retries of a mkdir that lost a race against another run's removal of the
 /// shared parent.
 const MKDIR_ATTEMPTS: usize = 8;
+/// How old an orphaned cgroup must be before [`remove_stale`] takes it.
+const STALE_AGE: Duration = Duration::from_secs(10);
 
 /// One directory of the cgroup, in one hierarchy.
 #[derive(Debug, Clone)]
@@ -392,6 +394,53 @@ impl Cgroup {
             prune_created(&dir.prune);
         }
     }
+}
+
+/// Removes the empty children of `parent` (e.g. `sunaba`) in every hierarchy
+/// for which `is_stale` says their owner is gone, and returns how many
+/// directories went. A runtime killed with SIGKILL leaves its cgroup behind:
+/// the processes die with it, the empty directory does not.
+///
+/// A child that still lists a process, or that the kernel calls busy, stays.
+pub fn remove_stale(layout: &Layout, parent: &Path, is_stale: impl Fn(&str) -> bool) -> usize {
+    let roots: Vec<&Path> = match &layout.kind {
+        LayoutKind::Unified { root } => vec![root.as_path()],
+        LayoutKind::Legacy {
+            hierarchies,
+            unified,
+        } => hierarchies
+            .iter()
+            .map(|h| h.mount.as_path())
+            .chain(unified.as_deref())
+            .collect(),
+    };
+    let mut removed = 0;
+    for root in roots {
+        let dir = root.join(parent);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let path = entry.path();
+            // A directory this young may belong to a run that has not placed
+            // its process yet, e.g. one in another pid namespace whose owner
+            // pid means nothing here.
+            let settled = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_AGE));
+            let stale = settled && name.to_str().is_some_and(&is_stale) && path.is_dir();
+            if stale
+                && fs::procs(&path).is_ok_and(|p| p.is_empty())
+                && matches!(fs::remove_dir(&path, layout.fake), Ok(true))
+            {
+                tracing::debug!(path = %path.display(), "removed stale cgroup");
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Refuses absolute paths, `..` and empty paths: the cgroup must stay below

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 /// A value that does not parse, with what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid value {value:?}: expected {expected}")]
+#[error("expected {expected}")]
 pub struct ValueError {
     /// The text as given.
     pub value: String,

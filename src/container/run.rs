@@ -175,6 +175,9 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     let started = Instant::now();
     let plan = ChildPlan::from_spec(spec, options.init)?;
     debug!(elapsed_us = started.elapsed().as_micros(), "plan ready");
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        log_plan(&plan);
+    }
 
     let mut cgroup = create_cgroup(spec, options)?;
     let mut signals = Signals::block().map_err(|e| Error::Io {
@@ -212,6 +215,12 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     info!(
         pid = sandbox.pid,
         program = ?plan.args.first(),
+        namespaces = format!("{:#x}", plan.namespaces.clone_flags),
+        read_only_root = plan.mounts.as_ref().is_some_and(|m| m.root_readonly),
+        mounts = plan.mounts.as_ref().map_or(0, |m| m.mounts.len()),
+        network = if plan.namespaces.has(libc::CLONE_NEWNET) { "none" } else { "host" },
+        seccomp_instructions = plan.seccomp.instruction_count(),
+        cgroup = cgroup.get().map(Cgroup::describe).unwrap_or_default(),
         elapsed_us = started.elapsed().as_micros(),
         "sandbox started"
     );
@@ -234,8 +243,51 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     );
 
     cgroup.remove()?;
+    remove_stale_cgroups(spec);
     debug!("cleanup done");
     Ok(exit)
+}
+
+/// Removes the cgroups of earlier runs whose runtime died without cleaning
+/// up (SIGKILL). Runs after the program exited, off the start path. A run's
+/// cgroup is `sunaba/run-<runtime pid>-<nonce>`; it is stale when that pid
+/// no longer exists (a reused pid keeps it, which is harmless).
+fn remove_stale_cgroups(spec: &Spec) {
+    let ours = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let Some(parent) = ours.as_deref().and_then(Path::parent) else {
+        return;
+    };
+    let Ok(layout) = Layout::detect() else { return };
+    let removed = crate::cgroups::remove_stale(&layout, parent, |name| {
+        let pid = name
+            .strip_prefix("run-")
+            .and_then(|rest| rest.split('-').next());
+        pid.and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    });
+    if removed > 0 {
+        debug!(removed, "stale cgroups of killed runs removed");
+    }
+}
+
+/// Logs the filesystem plan, one mount per line (debug only).
+fn log_plan(plan: &ChildPlan) {
+    let Some(mounts) = &plan.mounts else { return };
+    debug!(root = ?mounts.root, read_only = mounts.root_readonly, "root filesystem");
+    for m in &mounts.mounts {
+        debug!(
+            destination = %Path::new("/").join(&m.destination).display(),
+            kind = ?m.kind,
+            flags = ?m.flags,
+            attrs = format!("{:#x}", m.attrs),
+            "mount"
+        );
+    }
+    debug!(
+        masked = mounts.masked.len(),
+        readonly = mounts.readonly.len(),
+        "masked and read-only paths"
+    );
 }
 
 fn start(

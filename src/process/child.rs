@@ -125,8 +125,9 @@ fn setup_and_exec(
         step: "change working directory",
         errno: Some(e as i32),
         message: format!(
-            "working directory {} is not usable in the sandbox: {e}",
-            plan.cwd.display()
+            "working directory {} is not usable in the sandbox: {}",
+            plan.cwd.display(),
+            e.desc()
         ),
     })?;
 
@@ -246,13 +247,13 @@ fn switch_user(plan: &ChildPlan) -> Result<(), StepError> {
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| StepError {
         step: "switch user",
         errno: Some(e as i32),
-        message: format!("cannot become gid {}: {e}", id.gid),
+        message: format!("cannot become gid {}: {}", id.gid, e.desc()),
     })?;
     let uid = nix::unistd::Uid::from_raw(id.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| StepError {
         step: "switch user",
         errno: Some(e as i32),
-        message: format!("cannot become uid {}: {e}", id.uid),
+        message: format!("cannot become uid {}: {}", id.uid, e.desc()),
     })?;
     nix::sys::prctl::set_keepcaps(false).in_step("switch user")
 }
