@@ -24,53 +24,35 @@ fn check(ret: libc::c_int, what: &str) -> io::Result<libc::c_int> {
 ///
 /// The first open, ioctl or dup2 that fails, named.
 pub(super) fn attach_pseudo_terminal(channel: &Channel) -> io::Result<()> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: the path is a NUL-terminated literal.
-    let master = check(
-        unsafe {
-            libc::open(
-                c"/dev/ptmx".as_ptr(),
-                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-            )
-        },
-        "open /dev/ptmx",
-    )?;
+    let master = unsafe { libc::open(c"/dev/ptmx".as_ptr(), flags) };
+    let master = check(master, "open /dev/ptmx")?;
     // SAFETY: open just returned this descriptor; nothing else owns it.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
 
     let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads one int from the pointer, which is live.
-    check(
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) },
-        "unlock the pseudo-terminal",
-    )?;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which is live.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    check(ret, "unlock the pseudo-terminal")?;
+
     // TIOCGPTPEER opens the slave that belongs to this master without a path
     // lookup, so a swapped /dev/pts entry cannot hand us another device.
+    let flags = libc::O_RDWR | libc::O_NOCTTY;
     // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
-    let slave = check(
-        unsafe {
-            libc::ioctl(
-                master.as_raw_fd(),
-                libc::TIOCGPTPEER,
-                libc::O_RDWR | libc::O_NOCTTY,
-            )
-        },
-        "open the pseudo-terminal's slave",
-    )?;
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let slave = check(slave, "open the pseudo-terminal's slave")?;
     // SAFETY: the ioctl just returned this descriptor; nothing else owns it.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
 
-    // SAFETY: TIOCSCTTY takes an int argument by value (0: do not steal).
-    check(
-        unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) },
-        "make the pseudo-terminal controlling",
-    )?;
+    // SAFETY: TIOCSCTTY takes an int by value (0: do not steal).
+    let ret = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    check(ret, "make the pseudo-terminal controlling")?;
     for target in 0..=2 {
         // SAFETY: dup2 onto the standard descriptors, which this process
-        // owns; the old ones are closed by the call.
-        check(
-            unsafe { libc::dup2(slave.as_raw_fd(), target) },
-            "attach the pseudo-terminal",
-        )?;
+        // owns; the call closes the old ones.
+        let ret = unsafe { libc::dup2(slave.as_raw_fd(), target) };
+        check(ret, "attach the pseudo-terminal")?;
     }
     channel.send_terminal(&master)
 }
