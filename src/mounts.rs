@@ -637,16 +637,23 @@ fn populate_dev(root: &OwnedFd) -> Result<(), MountError> {
     Ok(())
 }
 
+/// Opens `rel` inside the root, or `None` when it does not exist.
+fn open_if_exists(root: &OwnedFd, rel: &Path) -> Result<Option<OwnedFd>, MountError> {
+    match open_in_root(root, rel, Create::Nothing) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(MountError::Syscall { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Hides a path: a file behind the host's /dev/null, a directory behind an
 /// empty read-only tmpfs. A path that does not exist needs no hiding.
 fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
     let shown = Path::new("/").join(rel);
-    let target = match open_in_root(root, rel, Create::Nothing) {
-        Ok(fd) => fd,
-        Err(MountError::Syscall { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
-            return Ok(())
-        }
-        Err(e) => return Err(e),
+    let Some(target) = open_if_exists(root, rel)? else {
+        return Ok(());
     };
     let is_dir = rustix::fs::fstat(&target)
         .map(|st| {
@@ -677,12 +684,8 @@ fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
 /// Re-binds a path onto itself, read-only with every submount.
 fn readonly_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
     let shown = Path::new("/").join(rel);
-    let target = match open_in_root(root, rel, Create::Nothing) {
-        Ok(fd) => fd,
-        Err(MountError::Syscall { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
-            return Ok(())
-        }
-        Err(e) => return Err(e),
+    let Some(target) = open_if_exists(root, rel)? else {
+        return Ok(());
     };
     let path = fd_path(&target);
     mount(

@@ -1,5 +1,6 @@
 //! `sunaba run [OPTIONS] [--] COMMAND [ARGS...]`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -194,6 +195,7 @@ pub fn run(args: &RunArgs) -> Result<Exit, Error> {
         egid: nix::unistd::getegid().as_raw(),
         cwd,
         volume_dir: volume_dir(euid),
+        terminal: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
     };
     let (spec, options) = build_spec(&layer, &args.command, &ctx)?;
     tracing::trace!(spec = ?spec, "spec");

@@ -69,6 +69,9 @@ pub struct RunContext {
     pub cwd: PathBuf,
     /// Where named volumes live.
     pub volume_dir: PathBuf,
+    /// Give the program a pseudo-terminal (the caller's stdin and stdout
+    /// are terminals).
+    pub terminal: bool,
 }
 
 /// Run options the runtime-spec has no field for.
@@ -347,7 +350,7 @@ pub fn build_spec(
         )
         .capabilities(capabilities)
         .no_new_privileges(layer.security.no_new_privileges.unwrap_or(true))
-        .terminal(false)
+        .terminal(ctx.terminal)
         .build()
         .map_err(|e| invalid("process", e.to_string()))?;
     if !process.cwd().is_absolute() {
@@ -565,6 +568,7 @@ mod tests {
             egid: 0,
             cwd: PathBuf::from("/"),
             volume_dir: std::env::temp_dir().join("sunaba-spec-test-volumes"),
+            terminal: false,
         }
     }
 

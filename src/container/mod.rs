@@ -3,5 +3,6 @@
 
 mod run;
 mod signals;
+mod terminal;
 
 pub use run::{run, Exit};

@@ -12,6 +12,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 use tracing::{debug, info, warn};
 
 use super::signals::Signals;
+use super::terminal::Relay;
 use crate::cgroups::{Cgroup, CgroupError, Layout};
 use crate::config::values::Size;
 use crate::config::RunOptions;
@@ -204,14 +205,17 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         "sandbox process cloned"
     );
 
-    if let Err(e) = start(&sandbox, &plan, cgroup.get(), placed_by_clone) {
-        // The child may be waiting for `go` or already gone; either way it
-        // must not outlive the runtime, and its cgroup must go.
-        let _ = sandbox.signal(libc::SIGKILL);
-        let _ = sandbox.wait();
-        cgroup.remove()?;
-        return Err(e);
-    }
+    let terminal = match start(&sandbox, &plan, cgroup.get(), placed_by_clone) {
+        Ok(terminal) => terminal.map(Relay::new),
+        Err(e) => {
+            // The child may be waiting for `go` or already gone; either way it
+            // must not outlive the runtime, and its cgroup must go.
+            let _ = sandbox.signal(libc::SIGKILL);
+            let _ = sandbox.wait();
+            cgroup.remove()?;
+            return Err(e);
+        }
+    };
     info!(
         pid = sandbox.pid,
         program = ?plan.args.first(),
@@ -225,7 +229,7 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         "sandbox started"
     );
 
-    let ended = supervise(&sandbox, &mut signals, options.timeout);
+    let ended = supervise(&sandbox, &mut signals, terminal, options.timeout);
     let ended = match ended {
         Ok(e) => e,
         Err(e) => {
@@ -295,7 +299,7 @@ fn start(
     plan: &ChildPlan,
     cgroup: Option<&Cgroup>,
     placed_by_clone: bool,
-) -> Result<(), Error> {
+) -> Result<Option<OwnedFd>, Error> {
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
         namespaces::write_id_maps(sandbox.pid, &plan.uid_mappings, &plan.gid_mappings, true)
             .map_err(ProcessError::from)?;
@@ -305,8 +309,7 @@ fn start(
         cgroup.add_process(sandbox.pid)?;
         debug!(pid = sandbox.pid, "moved into cgroup");
     }
-    sandbox.start(|step| debug!(step, "child setup step"))?;
-    Ok(())
+    Ok(sandbox.start(|step| debug!(step, "child setup step"))?)
 }
 
 /// How the wait ended, before OOM classification.
@@ -318,9 +321,16 @@ enum Ended {
 fn supervise(
     sandbox: &Sandbox,
     signals: &mut Signals,
+    mut terminal: Option<Relay>,
     timeout: Option<Duration>,
 ) -> Result<Ended, Error> {
     let deadline = timeout.map(|t| (Instant::now() + t, t));
+    let wait = |sandbox: &Sandbox| {
+        sandbox.wait().map_err(|e| Error::Io {
+            what: "wait for the sandbox".into(),
+            source: e,
+        })
+    };
     loop {
         let wait_ms = match deadline {
             Some((at, limit)) => {
@@ -329,21 +339,33 @@ fn supervise(
                     debug!(pid = sandbox.pid, "timeout: killing the sandbox");
                     // SIGKILL to pid 1 ends the whole pid namespace.
                     let _ = sandbox.signal(libc::SIGKILL);
-                    sandbox.wait().map_err(|e| Error::Io {
-                        what: "wait for the sandbox".into(),
-                        source: e,
-                    })?;
+                    wait(sandbox)?;
                     return Ok(Ended::TimedOut(limit));
                 }
-                PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as u64 as i32)
-                    .unwrap_or(PollTimeout::MAX)
+                // At most a minute, so the cast cannot truncate.
+                #[allow(clippy::cast_possible_truncation)]
+                let ms = left.as_millis().clamp(1, 60_000) as u16;
+                PollTimeout::from(ms)
             }
             None => PollTimeout::NONE,
         };
-        let mut fds = [
+
+        let stdin = std::io::stdin();
+        let mut fds = vec![
             PollFd::new(sandbox.pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.fd(), PollFlags::POLLIN),
         ];
+        let (mut output_at, mut input_at) = (None, None);
+        if let Some(relay) = &terminal {
+            if relay.master_open() {
+                output_at = Some(fds.len());
+                fds.push(PollFd::new(relay.master(), PollFlags::POLLIN));
+            }
+            if relay.stdin_open() {
+                input_at = Some(fds.len());
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+        }
         match poll(&mut fds, wait_ms) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
@@ -353,22 +375,43 @@ fn supervise(
                 })
             }
         }
-        let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let signalled = fds[1]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (exited, signalled) = (ready(0), ready(1));
+        let output = output_at.is_some_and(ready);
+        let input = input_at.is_some_and(ready);
+        drop(fds);
+
         if signalled {
             for signal in signals.drain() {
-                debug!(signal, pid = sandbox.pid, "forwarding signal");
-                let _ = sandbox.signal(signal);
+                match &terminal {
+                    // The sandbox's own terminal tells its foreground
+                    // process group about the new size.
+                    Some(relay) if signal == libc::SIGWINCH => relay.copy_window_size(),
+                    _ => {
+                        debug!(signal, pid = sandbox.pid, "forwarding signal");
+                        let _ = sandbox.signal(signal);
+                    }
+                }
+            }
+        }
+        if let Some(relay) = terminal.as_mut() {
+            if output {
+                relay.pump_output();
+            }
+            if input {
+                relay.pump_input();
             }
         }
         if exited {
-            let status = sandbox.wait().map_err(|e| Error::Io {
-                what: "wait for the sandbox".into(),
-                source: e,
-            })?;
-            return Ok(Ended::Status(status));
+            if let Some(relay) = terminal.as_mut() {
+                // What the program wrote just before exiting is still buffered.
+                relay.pump_output();
+            }
+            return Ok(Ended::Status(wait(sandbox)?));
         }
     }
 }

@@ -15,6 +15,7 @@ use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag
 const GO: &[u8] = b"go";
 const STEP: u8 = b'S';
 const ERROR: u8 = b'E';
+const TERMINAL: u8 = b'T';
 
 /// A failure in the child, as reported over the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +29,14 @@ pub struct ChildFailure {
 }
 
 /// What the parent reads from the child.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Report {
     /// A setup step is starting (debug logging only).
     Step(String),
     /// Setup failed.
     Failed(ChildFailure),
+    /// The master side of the sandbox's pseudo-terminal.
+    Terminal(OwnedFd),
     /// The channel closed: the program was executed (or the child died).
     Closed,
 }
@@ -103,22 +106,77 @@ impl Channel {
         let _ = self.send_raw(&buf);
     }
 
+    /// Child: hands the master side of its pseudo-terminal to the parent
+    /// (SCM_RIGHTS, unix(7)).
+    ///
+    /// # Errors
+    ///
+    /// sendmsg(2)'s error.
+    pub fn send_terminal(&self, master: &OwnedFd) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, UnixAddr};
+        use std::os::fd::AsRawFd;
+        let fds = [master.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [io::IoSlice::new(&[TERMINAL])];
+        sendmsg::<UnixAddr>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        Ok(())
+    }
+
     /// Parent: reads the next report.
     ///
     /// # Errors
     ///
     /// recv(2)'s error.
     pub fn read_report(&self) -> io::Result<Report> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, UnixAddr};
         use std::os::fd::AsRawFd;
+        use std::os::fd::FromRawFd;
         let mut buf = vec![0u8; 8192];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fds) = loop {
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<UnixAddr>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                other => break other?,
+                Err(e) => return Err(e.into()),
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    for cmsg in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(received) = cmsg {
+                            fds.extend(received);
+                        }
+                    }
+                    break (msg.bytes, fds);
+                }
             }
         };
+        // SAFETY: SCM_RIGHTS just installed these descriptors in this
+        // process; nothing else owns them.
+        let mut fds: Vec<OwnedFd> = fds
+            .into_iter()
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+            .collect();
         if n == 0 {
             return Ok(Report::Closed);
+        }
+        if buf[0] == TERMINAL {
+            return match fds.pop() {
+                Some(master) => Ok(Report::Terminal(master)),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "terminal message without a descriptor",
+                )),
+            };
         }
         let body = String::from_utf8_lossy(&buf[1..n]).into_owned();
         Ok(match buf[0] {
@@ -158,16 +216,17 @@ mod tests {
         child.wait_go().unwrap();
         child.send_step("mounts");
         child.send_failure("exec ./agent", Some(libc::ENOENT), "no such file");
-        assert_eq!(parent.read_report().unwrap(), Report::Step("mounts".into()));
-        assert_eq!(
-            parent.read_report().unwrap(),
-            Report::Failed(ChildFailure {
-                step: "exec ./agent".into(),
-                errno: Some(libc::ENOENT),
-                message: "no such file".into()
-            })
-        );
+        assert!(matches!(parent.read_report().unwrap(), Report::Step(s) if s == "mounts"));
+        let expected = ChildFailure {
+            step: "exec ./agent".into(),
+            errno: Some(libc::ENOENT),
+            message: "no such file".into(),
+        };
+        assert!(matches!(parent.read_report().unwrap(), Report::Failed(f) if f == expected));
+        let (_, dev_null) = (0, std::fs::File::open("/dev/null").unwrap());
+        child.send_terminal(&OwnedFd::from(dev_null)).unwrap();
+        assert!(matches!(parent.read_report().unwrap(), Report::Terminal(_)));
         drop(child);
-        assert_eq!(parent.read_report().unwrap(), Report::Closed);
+        assert!(matches!(parent.read_report().unwrap(), Report::Closed));
     }
 }

@@ -14,6 +14,7 @@ use oci_spec::runtime::PosixRlimitType;
 use super::channel::Channel;
 use super::init;
 use super::plan::ChildPlan;
+use super::terminal;
 use crate::capabilities;
 use crate::network;
 use crate::sys;
@@ -114,11 +115,15 @@ fn setup_and_exec(
     step("set rlimits");
     set_rlimits(plan)?;
 
-    // A session of its own: the program has no controlling terminal, so
-    // TIOCSTI cannot push input into the caller's terminal, and job-control
-    // signals from that terminal reach the runtime, which forwards them.
+    // A session of its own: the caller's terminal is never the program's
+    // controlling terminal, so TIOCSTI cannot push input into it. With a
+    // terminal, the program gets a pseudo-terminal of its own instead.
     step("start a new session");
     nix::unistd::setsid().in_step("start a new session")?;
+    if plan.terminal {
+        step("attach pseudo-terminal");
+        terminal::attach_pseudo_terminal(channel).in_step("attach pseudo-terminal")?;
+    }
 
     step("change working directory");
     nix::unistd::chdir(&plan.cwd).map_err(|e| StepError {

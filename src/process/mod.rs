@@ -8,6 +8,7 @@ mod channel;
 mod child;
 mod init;
 mod plan;
+mod terminal;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
@@ -106,18 +107,21 @@ pub fn spawn(
 
 impl Sandbox {
     /// Lets the child run its setup and exec the program; returns once the
-    /// program runs. Each step the child announces goes to `on_step`.
+    /// program runs, with the master of its pseudo-terminal when it has one.
+    /// Each step the child announces goes to `on_step`.
     ///
     /// # Errors
     ///
     /// The first failed setup step, as the child reported it.
-    pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<(), ProcessError> {
+    pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<Option<OwnedFd>, ProcessError> {
         self.channel.send_go().map_err(ProcessError::Channel)?;
+        let mut terminal = None;
         loop {
             match self.channel.read_report().map_err(ProcessError::Channel)? {
                 Report::Step(step) => on_step(&step),
+                Report::Terminal(master) => terminal = Some(master),
                 Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
-                Report::Closed => return Ok(()),
+                Report::Closed => return Ok(terminal),
             }
         }
     }

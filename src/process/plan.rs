@@ -58,6 +58,8 @@ pub struct ChildPlan {
     pub cwd: PathBuf,
     /// Run the reaping init as pid 1.
     pub init: bool,
+    /// Give the program a pseudo-terminal (`process.terminal`).
+    pub terminal: bool,
     /// Send step notices over the channel (debug logging).
     pub trace_steps: bool,
 }
@@ -144,6 +146,7 @@ impl ChildPlan {
             path,
             cwd: process.cwd().clone(),
             init,
+            terminal: process.terminal().unwrap_or(false),
             trace_steps: tracing::enabled!(tracing::Level::DEBUG),
         })
     }
