@@ -285,3 +285,21 @@ fn program_under_tmp_is_bound_at_its_path() {
     // Bound read-only: the program cannot rewrite itself.
     assert!(out.stdout.contains(EROFS), "{out:#?}");
 }
+
+#[test]
+fn program_given_relative_to_the_cwd_runs_as_typed() {
+    // The README promises that `sunaba run -- ./my-agent` works as typed:
+    // the file is bound at its absolute path, but the sandbox starts in /
+    // (or the profile's workdir), where ./my-agent does not exist.
+    if !privileged("program_given_relative_to_the_cwd_runs_as_typed") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let cwd = common::temp_dir();
+    let program = cwd.path().join("my-agent");
+    std::fs::write(&program, "#!/bin/sh\necho agent ran\n").expect("write");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = sandbox(&["--", "./my-agent"]).cwd(cwd.path()).run();
+    out.expect_success();
+    assert_eq!(out.stdout, "agent ran\n", "{out:#?}");
+}
