@@ -27,7 +27,8 @@
 #                    /lib/modules/<version>/kernel tree)
 #   VM_TEST_CACHE    cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/sunaba-vm);
 #                    holds <kernel-version>/vmlinux, modules and initramfs, built once
-#   VM_TEST_VERBOSE  1: copy the guest kernel console to stderr after the run
+#   VM_TEST_VERBOSE  1: boot with full kernel logging and copy the guest console to stderr
+#                    after the run
 #
 # Exit status: COMMAND's status; 124 when VM_TEST_TIMEOUT expired; 125 when the VM could
 # not run the command (missing prerequisites, kernel panic, guest init error, or no status
@@ -419,12 +420,15 @@ EOF
 
 # --- run -----------------------------------------------------------------------------------
 
+console_level="quiet loglevel=3"
+[[ ${VM_TEST_VERBOSE:-0} == 1 ]] && console_level="loglevel=7"
+
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -no-reboot
-	-machine pc -accel tcg,thread=multi -cpu max,la57=off -smp "$cpus" -m "$mem"
+	-machine q35 -accel tcg,thread=multi -cpu max,la57=off -smp "$cpus" -m "$mem"
 	-display none -vga none -monitor none -parallel none -nic none
 	-serial "file:$run/console"
 	-kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio"
-	-append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3 rdinit=/init"
+	-append "console=ttyS0 cgroup_no_v1=all panic=-1 rdinit=/init $console_level"
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-device virtio-serial-pci,ioeventfd=off
 	-chardev "file,id=out,path=$run/out" -device virtserialport,chardev=out,name=sunaba.out
