@@ -138,7 +138,7 @@ vmlinuz=/boot/vmlinuz-$kver
 
 # --- cache: vmlinux, modules, initramfs --------------------------------------------------
 
-cache_root=${VM_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sunaba-vm}
+cache_root=${VM_TEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/sunaba-vm}
 cache=$cache_root/$kver
 mkdir -p "$cache" || die "cannot create cache directory $cache; set VM_TEST_CACHE to a writable place"
 
@@ -212,11 +212,13 @@ $B umount /proc /sys
 exec $B switch_root /newroot /.vm/busybox sh /.vm/run/stage2.sh
 EOF
 
+cache_want="$(stat -c '%s %Y' "$vmlinuz") $(stat -c '%s %Y' /bin/busybox) $(printf '%s' "$INIT_SCRIPT" | sha256sum | cut -c1-16) ${EARLY_MODULES[*]}"
+cache_fresh() {
+	[[ $(cat "$cache/stamp" 2>/dev/null || true) == "$cache_want" && -s $cache/vmlinux && -s $cache/initramfs.cpio ]]
+}
+
 build_cache() {
-	local stamp want tmp m f
-	want="$(stat -c '%s %Y' "$vmlinuz") $(stat -c '%s %Y' /bin/busybox) $(printf '%s' "$INIT_SCRIPT" | sha256sum | cut -c1-16) ${EARLY_MODULES[*]}"
-	stamp=$(cat "$cache/stamp" 2>/dev/null || true)
-	[[ $stamp == "$want" && -s $cache/vmlinux && -s $cache/initramfs.cpio ]] && return 0
+	local tmp m f
 
 	note "building the guest kernel and initramfs for $kver in $cache"
 	build_tmp=$(mktemp -d "$cache/build.XXXXXX")
@@ -248,17 +250,20 @@ build_cache() {
 	mv "$tmp/modules" "$cache/modules"
 	mv -f "$tmp/vmlinux" "$cache/vmlinux"
 	mv -f "$tmp/initramfs.cpio" "$cache/initramfs.cpio"
-	printf '%s\n' "$want" >"$cache/stamp"
+	printf '%s\n' "$cache_want" >"$cache/stamp"
 	rm -rf "$tmp"
 	build_tmp=
 }
 
-# Several runs may start at once: one builds, the others wait.
+# Runs hold a shared lock on the cache while QEMU reads it; a rebuild takes it exclusively.
 exec {lockfd}>"$cache/lock"
-flock "$lockfd"
-build_cache
-# Keep a shared lock while QEMU reads the kernel and initramfs, so no rebuild replaces them.
 flock -s "$lockfd"
+if ! cache_fresh; then
+	flock -u "$lockfd"
+	flock "$lockfd"
+	cache_fresh || build_cache
+	flock -s "$lockfd"
+fi
 
 # --- what to share -------------------------------------------------------------------------
 
@@ -289,8 +294,9 @@ for d in bin sbin lib lib32 lib64 libx32; do
 		shares+=("/$d"$'\t'ro)
 	fi
 done
-shares+=("$project"$'\t'rw)
 under() { [[ $1 == "$2" || $1 == "$2"/* ]]; }
+under "$cwd" "$project" || die "the current directory $cwd is not inside the project $project"
+shares+=("$project"$'\t'rw)
 if [[ -n ${CARGO_TARGET_DIR:-} && -d $CARGO_TARGET_DIR ]]; then
 	t=$(cd "$CARGO_TARGET_DIR" && pwd -P)
 	under "$t" "$project" || shares+=("$t"$'\t'rw)
@@ -305,6 +311,24 @@ for d in "${extra[@]}"; do
 	[[ -d $d ]] || die "VM_TEST_SHARE names $d, which is not a directory"
 	shares+=("$(cd "$d" && pwd -P)"$'\t'ro)
 done
+
+shared() {
+	local s
+	for s in "${shares[@]}"; do under "$1" "${s%%$'\t'*}" && return 0; done
+	return 1
+}
+# A program outside every share (say, a cargo target directory configured elsewhere):
+# share its build profile directory (the parent of deps/) or its own directory.
+if [[ $1 == */* && -f $1 ]]; then
+	exe=$(realpath "$1")
+	if ! shared "$exe"; then
+		d=$(dirname "$exe")
+		[[ ${d##*/} == deps ]] && d=$(dirname "$d")
+		shares+=("$d"$'\t'rw)
+	fi
+fi
+# Mount parents before children.
+mapfile -t shares < <(printf '%s\n' "${shares[@]}" | LC_ALL=C sort -u)
 
 # --- environment for the command ---------------------------------------------------------
 
