@@ -37,6 +37,7 @@
 # Missing Debian packages (qemu-system-x86 linux-image-amd64 busybox-static cpio kmod) are
 # installed with apt-get when running as root.
 
+# shellcheck disable=SC2016,SC2054,SC2317  # guest script text; QEMU option lists; trap handler
 set -euo pipefail
 
 readonly EXIT_TIMEOUT=124
@@ -71,8 +72,8 @@ mem=${VM_TEST_MEM:-1536M}
 cpus=${VM_TEST_CPUS:-2}
 
 # Every exit path ends QEMU and its helpers and removes the per-run files.
-run= build_tmp=
-qemu_pid= timer_pid= out_pid= err_pid=
+run='' build_tmp=''
+qemu_pid='' timer_pid='' out_pid='' err_pid=''
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
@@ -410,7 +411,7 @@ while :; do
 	done
 	[ -c "$outport" ] && [ -c "$errport" ] && [ -c "$statusport" ] && break
 	n=$((n + 1))
-	[ $n -lt 500 ] || fail "virtio-serial ports did not appear"
+	[ $n -lt 3000 ] || fail "virtio-serial ports did not appear within 30 s"
 	usleep 10000
 done
 
@@ -488,13 +489,14 @@ if kill -0 "$qemu_pid" 2>/dev/null; then
 else
 	kill "$timer_pid" 2>/dev/null || true
 fi
-wait "$qemu_pid" 2>/dev/null || true
+qemu_rc=0
+wait "$qemu_pid" 2>/dev/null || qemu_rc=$?
 qemu_pid=
 wait "$timer_pid" 2>/dev/null || true
 timer_pid=
 # The tails stop by themselves once QEMU is gone, after copying what is left.
 wait "$out_pid" "$err_pid" 2>/dev/null || true
-out_pid= err_pid=
+out_pid='' err_pid=''
 
 if [[ ${VM_TEST_VERBOSE:-0} == 1 ]]; then
 	note "guest console:"
@@ -506,8 +508,13 @@ if [[ $timed_out == 1 ]]; then
 fi
 status=$(tr -d '\r\n ' <"$run/status")
 if [[ ! $status =~ ^[0-9]+$ ]]; then
-	note "the guest did not report an exit status; last lines of its console and QEMU's output:"
-	tail -n 30 "$run/console" "$run/qemu.log" >&2
+	note "the guest did not report an exit status (QEMU exited with $qemu_rc)"
+	{
+		echo "--- guest console, last 30 lines ---"
+		tail -n 30 "$run/console"
+		echo "--- QEMU output ---"
+		cat "$run/qemu.log"
+	} >&2
 	exit "$EXIT_VM_FAILED"
 fi
 exit "$status"
