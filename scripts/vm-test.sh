@@ -97,12 +97,17 @@ trap 'exit 129' HUP
 
 # --- prerequisites ---------------------------------------------------------------------
 
+# Debian's kernels: /boot/vmlinuz-<version> installed by a linux-image package, with its
+# modules in /lib/modules/<version>/kernel. A custom host kernel is not a candidate.
 newest_kernel() {
-	local f v best=
+	local f v best=''
 	for f in /boot/vmlinuz-*; do
 		[[ -f $f ]] || continue
 		v=${f#/boot/vmlinuz-}
 		[[ -d /lib/modules/$v/kernel ]] || continue
+		if command -v dpkg-query >/dev/null; then
+			[[ $(dpkg-query -S "$f" 2>/dev/null || true) == linux-image-* ]] || continue
+		fi
 		best+="$v"$'\n'
 	done
 	[[ -n $best ]] && printf '%s' "$best" | sort -V | tail -n 1
