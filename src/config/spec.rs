@@ -274,18 +274,25 @@ fn mounts(layer: &Layer, command: &[String], ctx: &RunContext) -> Result<Vec<Mou
     // same absolute path so the path the caller gave keeps working. It comes
     // last: a tmpfs or volume mounted over a parent directory (the default
     // /tmp above all) would otherwise hide it.
-    if fs.rootfs.is_none() {
-        if let Some(program) = command.first().filter(|p| p.contains('/')) {
-            let host = ctx.cwd.join(program);
-            let covered = host_system_dirs().iter().any(|d| host.starts_with(d));
-            if !covered {
-                if let Ok(resolved) = std::fs::canonicalize(&host) {
-                    out.push(bind(&resolved, &resolved, true)?);
-                }
-            }
-        }
+    if let Some(program) = host_program(layer, command, ctx) {
+        out.push(bind(&program, &program, true)?);
     }
     Ok(out)
+}
+
+/// The host file to bind as the program: the command when it is a path
+/// (`./agent`, `/tmp/x/agent`) to an existing file outside the system
+/// directories, on the default root. It is bound at its canonical path and
+/// executed from there, so a path relative to the caller's directory works
+/// although the sandbox starts elsewhere.
+fn host_program(layer: &Layer, command: &[String], ctx: &RunContext) -> Option<PathBuf> {
+    if layer.filesystem.rootfs.is_some() {
+        return None;
+    }
+    let program = command.first().filter(|p| p.contains('/'))?;
+    let resolved = std::fs::canonicalize(ctx.cwd.join(program)).ok()?;
+    let covered = host_system_dirs().iter().any(|d| resolved.starts_with(d));
+    (!covered && resolved.is_file()).then_some(resolved)
 }
 
 /// Builds the spec and run options of `sunaba run`.
@@ -331,8 +338,12 @@ pub fn build_spec(
         .build()
         .map_err(|e| invalid("capabilities", e.to_string()))?;
 
+    let mut args = command.to_vec();
+    if let Some(program) = host_program(layer, command, ctx) {
+        args[0] = program.to_string_lossy().into_owned();
+    }
     let process = ProcessBuilder::default()
-        .args(command.to_vec())
+        .args(args)
         .env(environment(layer, user.uid))
         .cwd(
             layer
