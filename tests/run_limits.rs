@@ -59,31 +59,53 @@ fn host_cgroup_holds_the_limits_and_a_host_kill_is_not_an_oom() {
     let sleeper = running.wait_for_process("sleep 1000");
 
     let dirs = leftover_cgroups(running.pid());
-    let file = |controller: &str, name: &str| -> String {
-        let dir = dirs
-            .iter()
-            .find(|d| d.starts_with(format!("/sys/fs/cgroup/{controller}/")))
-            .unwrap_or_else(|| panic!("no {controller} cgroup among {dirs:?}"));
+    let read = |dir: &std::path::Path, name: &str| -> String {
         std::fs::read_to_string(dir.join(name))
             .unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
             .trim()
             .to_string()
     };
-    assert_eq!(
-        file("memory", "memory.limit_in_bytes"),
-        (48 << 20).to_string()
-    );
-    assert_eq!(file("pids", "pids.max"), "33");
-    assert_eq!(file("cpu", "cpu.cfs_quota_us"), "25000");
-    assert_eq!(file("cpu", "cpu.cfs_period_us"), "100000");
-    let procs = file("memory", "cgroup.procs");
-    assert!(
-        procs.lines().any(|p| p == sleeper.to_string()),
-        "sleep {sleeper} is not in the memory cgroup: {procs}"
-    );
-    // Inside, the cgroup namespace shows the sandbox's cgroup as its root.
     let own = std::fs::read_to_string(format!("/proc/{sleeper}/cgroup")).expect("cgroup");
-    assert!(own.contains("memory:/sunaba/run-"), "{own}");
+    let unified = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"));
+    if unified {
+        // cgroup v2: one directory holds every limit.
+        let dir = dirs
+            .first()
+            .unwrap_or_else(|| panic!("no cgroup for the run"));
+        assert_eq!(read(dir, "memory.max"), (48 << 20).to_string());
+        assert_eq!(read(dir, "pids.max"), "33");
+        assert_eq!(read(dir, "cpu.max"), "25000 100000");
+        let procs = read(dir, "cgroup.procs");
+        assert!(
+            procs.lines().any(|p| p == sleeper.to_string()),
+            "sleep {sleeper} is not in {}: {procs}",
+            dir.display()
+        );
+        // Read from the host's cgroup namespace, the path is the full one.
+        assert!(own.trim().starts_with("0::/sunaba/run-"), "{own}");
+    } else {
+        let file = |controller: &str, name: &str| -> String {
+            let dir = dirs
+                .iter()
+                .find(|d| d.starts_with(format!("/sys/fs/cgroup/{controller}/")))
+                .unwrap_or_else(|| panic!("no {controller} cgroup among {dirs:?}"));
+            read(dir, name)
+        };
+        assert_eq!(
+            file("memory", "memory.limit_in_bytes"),
+            (48 << 20).to_string()
+        );
+        assert_eq!(file("pids", "pids.max"), "33");
+        assert_eq!(file("cpu", "cpu.cfs_quota_us"), "25000");
+        assert_eq!(file("cpu", "cpu.cfs_period_us"), "100000");
+        let procs = file("memory", "cgroup.procs");
+        assert!(
+            procs.lines().any(|p| p == sleeper.to_string()),
+            "sleep {sleeper} is not in the memory cgroup: {procs}"
+        );
+        assert!(own.contains("memory:/sunaba/run-"), "{own}");
+    }
 
     // SIGKILL from the host: 137 like any signal, not reported as OOM.
     // SAFETY: kill has no memory-safety preconditions; the PID was found by
