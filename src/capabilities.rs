@@ -21,10 +21,12 @@ pub enum CapabilityError {
     )]
     Unknown(String),
     /// Changing a set failed.
-    #[error("cannot set the {set} capability set: {source}")]
+    #[error("cannot set the {set} capability set: {source}{missing}")]
     Set {
         /// Which set.
         set: &'static str,
+        /// " (sunaba itself lacks ...)" when it asked for more than it holds.
+        missing: String,
         /// The error from capset(2) or prctl(2).
         source: caps::errors::CapsError,
     },
@@ -89,10 +91,8 @@ impl CapabilitySets {
     pub fn drop_bounding(&self) -> Result<(), CapabilityError> {
         for cap in caps::runtime::thread_all_supported() {
             if !self.bounding.contains(&cap) {
-                caps::drop(None, CapSet::Bounding, cap).map_err(|source| CapabilityError::Set {
-                    set: "bounding",
-                    source,
-                })?;
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(|source| set_error("bounding", &CapsHashSet::new(), source))?;
             }
         }
         Ok(())
@@ -105,35 +105,49 @@ impl CapabilitySets {
     ///
     /// The first capset(2) or ambient prctl that fails.
     pub fn apply(&self) -> Result<(), CapabilityError> {
-        let set = |which: CapSet, name: &'static str, caps: &CapsHashSet| {
-            caps::set(None, which, caps)
-                .map_err(|source| CapabilityError::Set { set: name, source })
+        let set = |which: CapSet, name: &'static str, wanted: &CapsHashSet| {
+            caps::set(None, which, wanted).map_err(|source| set_error(name, wanted, source))
         };
         // Permitted first when the effective set shrinks with it, so the
         // effective set is never larger than the permitted one.
-        set(
-            CapSet::Effective,
-            "effective",
-            &self
-                .effective
-                .intersection(&self.permitted)
-                .copied()
-                .collect(),
-        )?;
+        let effective_first = self
+            .effective
+            .intersection(&self.permitted)
+            .copied()
+            .collect();
+        set(CapSet::Effective, "effective", &effective_first)?;
         set(CapSet::Permitted, "permitted", &self.permitted)?;
         set(CapSet::Inheritable, "inheritable", &self.inheritable)?;
         set(CapSet::Effective, "effective", &self.effective)?;
-        caps::clear(None, CapSet::Ambient).map_err(|source| CapabilityError::Set {
-            set: "ambient",
-            source,
-        })?;
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|source| set_error("ambient", &CapsHashSet::new(), source))?;
         for cap in &self.ambient {
-            caps::raise(None, CapSet::Ambient, *cap).map_err(|source| CapabilityError::Set {
-                set: "ambient",
-                source,
-            })?;
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|source| set_error("ambient", &self.ambient, source))?;
         }
         Ok(())
+    }
+}
+
+/// The error for a set that could not be changed, naming what was asked
+/// for that the process does not hold itself: the usual cause of EPERM.
+fn set_error(
+    set: &'static str,
+    wanted: &CapsHashSet,
+    source: caps::errors::CapsError,
+) -> CapabilityError {
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let mut missing: Vec<String> = wanted.difference(&held).map(|c| c.to_string()).collect();
+    missing.sort();
+    let missing = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" (sunaba itself lacks {})", missing.join(", "))
+    };
+    CapabilityError::Set {
+        set,
+        missing,
+        source,
     }
 }
 

@@ -18,8 +18,6 @@ pub mod process;
 pub mod seccomp;
 pub mod sys;
 
-use std::path::PathBuf;
-
 /// Any failure of sunaba itself (not of the sandboxed program).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,12 +31,12 @@ pub enum Error {
     #[error(transparent)]
     Process(#[from] process::ProcessError),
     /// Limits were required but cannot be enforced.
-    #[error("cannot enforce {limits}: no delegated cgroup at {path} for this user; run as root, ask for a delegated cgroup (systemd-run --user -p Delegate=yes), or drop --require-limits")]
+    #[error("cannot enforce {limits}: {reason}; run as root with cgroups mounted, ask for a delegated cgroup (systemd-run --user -p Delegate=yes), or drop --require-limits")]
     LimitsUnenforceable {
         /// The limits asked for.
         limits: String,
-        /// The cgroup directory that could not be created.
-        path: PathBuf,
+        /// Why no cgroup could be made.
+        reason: String,
     },
     /// Another operation failed.
     #[error("cannot {what}: {source}")]

@@ -121,8 +121,11 @@ fn capability_set(layer: &Layer) -> Result<Capabilities, ConfigError> {
             .collect::<Result<_, _>>()?,
         None => Capabilities::new(),
     };
+    // ALL means every capability sunaba itself may pass on: its bounding
+    // set, which a restricted host (or an outer sandbox) may have trimmed.
     let all = || -> Capabilities {
-        caps::all()
+        caps::read(None, caps::CapSet::Bounding)
+            .unwrap_or_else(|_| caps::all())
             .iter()
             .filter_map(|c| parse_capability(&c.to_string()).ok())
             .collect()

@@ -127,31 +127,34 @@ fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error
     let path = linux
         .and_then(|l| l.cgroups_path().clone())
         .unwrap_or_else(|| PathBuf::from(format!("sunaba/{}", std::process::id())));
-    let layout = Layout::detect()?;
-    match Cgroup::create(&layout, &path, &resources) {
+    let created = Layout::detect().and_then(|layout| Cgroup::create(&layout, &path, &resources));
+    let reason = match created {
         Ok(cgroup) => {
             debug!(path = %path.display(), limits = ?describe_limits(&resources), "cgroup created");
-            Ok(CgroupGuard(Some(cgroup)))
+            return Ok(CgroupGuard(Some(cgroup)));
         }
         Err(CgroupError::NotDelegated { path: dir }) => {
-            let limits = describe_limits(&resources);
-            if options.require_limits && !limits.is_empty() {
-                return Err(Error::LimitsUnenforceable {
-                    limits: limits.join(", "),
-                    path: dir,
-                });
-            }
-            if !limits.is_empty() {
-                warn!(
-                    "cannot enforce {}: no delegated cgroup at {} for this user (--require-limits makes this an error)",
-                    limits.join(", "),
-                    dir.display()
-                );
-            }
-            Ok(CgroupGuard(None))
+            format!("no delegated cgroup at {} for this user", dir.display())
         }
-        Err(e) => Err(e.into()),
+        // Inside another sandbox, typically, which mounted none.
+        Err(CgroupError::NoCgroupFs) => "no cgroup filesystem is mounted".to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    let limits = describe_limits(&resources);
+    if limits.is_empty() {
+        debug!(reason, "running without a cgroup");
+    } else if options.require_limits {
+        return Err(Error::LimitsUnenforceable {
+            limits: limits.join(", "),
+            reason,
+        });
+    } else {
+        warn!(
+            "cannot enforce {}: {reason} (--require-limits makes this an error)",
+            limits.join(", ")
+        );
     }
+    Ok(CgroupGuard(None))
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, Error> {

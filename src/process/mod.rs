@@ -44,12 +44,14 @@ pub enum ProcessError {
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
     /// clone3 failed.
-    #[error("cannot create the sandbox process (clone3 with flags {flags:#x}): {source}")]
+    #[error("cannot create the sandbox process (clone3 with flags {flags:#x}): {source}{hint}")]
     Clone {
         /// The flags passed.
         flags: u64,
         /// The kernel's answer.
         source: std::io::Error,
+        /// What usually causes this answer, with a leading "; ".
+        hint: &'static str,
     },
     /// The sync channel failed.
     #[error("sync channel with the sandbox process: {0}")]
@@ -89,7 +91,21 @@ pub fn spawn(
     // SAFETY: the runtime is single-threaded (it starts no threads, and
     // `main` calls into the engine before any could exist).
     match unsafe { sys::clone3(flags, cgroup) } {
-        Err(source) => Err(ProcessError::Clone { flags, source }),
+        Err(source) => {
+            let hint = match source.raw_os_error() {
+                // The agent and default seccomp profiles answer clone3 with
+                // ENOSYS and namespace flags with EPERM: a sandbox in a sandbox.
+                Some(libc::ENOSYS) => "; a seccomp filter blocks clone3 here: inside another sandbox, start the outer one with --security-opt seccomp=unconfined --cap-add SYS_ADMIN",
+                Some(libc::EPERM) => "; creating namespaces needs root, or unprivileged user namespaces (sysctl user.max_user_namespaces), and no seccomp filter that forbids them",
+                Some(libc::ENOSPC) => "; the namespace limit is reached (sysctl user.max_*_namespaces)",
+                _ => "",
+            };
+            Err(ProcessError::Clone {
+                flags,
+                source,
+                hint,
+            })
+        }
         Ok(Forked::Child) => {
             drop(parent_end);
             child::run(plan, &child_end, saved_mask)
