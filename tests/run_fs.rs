@@ -303,3 +303,37 @@ fn program_given_relative_to_the_cwd_runs_as_typed() {
     out.expect_success();
     assert_eq!(out.stdout, "agent ran\n", "{out:#?}");
 }
+
+#[test]
+fn sys_is_mounted_read_only_only_when_a_profile_asks() {
+    if !privileged("sys_is_mounted_read_only_only_when_a_profile_asks") {
+        return;
+    }
+    let dir = common::temp_dir();
+    let profile = dir.path().join("with-sys.toml");
+    std::fs::write(
+        &profile,
+        "description = \"default with a read-only /sys\"\nextends = \"default\"\n[filesystem]\nsys = true\n",
+    )
+    .expect("write profile");
+    let script = "ls /sys/kernel >/dev/null && echo listed; touch /sys/x 2>&1; \
+                  grep ' /sys ' /proc/mounts | cut -d' ' -f3,4 | cut -d, -f1";
+    let out = sandbox(&[
+        "--profile",
+        &profile.to_string_lossy(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .run();
+    out.expect_success();
+    assert!(out.stdout.contains("listed"), "{out:#?}");
+    assert!(out.stdout.contains(EROFS), "{out:#?}");
+    assert!(out.stdout.contains("sysfs ro"), "{out:#?}");
+
+    // Without it there is no /sys at all.
+    let out = sandbox(&["--", "sh", "-c", "test -e /sys || echo absent"]).run();
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "absent", "{out:#?}");
+}

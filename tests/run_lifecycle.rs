@@ -202,3 +202,70 @@ fn killing_sunaba_takes_the_sandbox_with_it() {
         assert!(left.is_empty(), "init {init}: a later run kept {left:?}");
     }
 }
+
+#[test]
+fn init_reaps_orphans_that_a_plain_pid_1_leaves_as_zombies() {
+    if !privileged("init_reaps_orphans_that_a_plain_pid_1_leaves_as_zombies")
+        || !common::require(
+            "init_reaps_orphans_that_a_plain_pid_1_leaves_as_zombies",
+            &["python3"],
+        )
+    {
+        return;
+    }
+    // python3 never waits for children it did not start: an orphan handed
+    // to it as pid 1 stays a zombie, while sunaba's init reaps it.
+    let program = "import os, subprocess, time\n\
+subprocess.Popen(['sh', '-c', 'sleep 0.2 & exit']).wait()\n\
+time.sleep(1)\n\
+stats = [open(f'/proc/{p}/stat').read() for p in os.listdir('/proc') if p.isdigit()]\n\
+print(sum(1 for s in stats if s.rsplit(')', 1)[1].split()[0] == 'Z'))";
+    let out = sandbox(&["--", "python3", "-c", program]).run();
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "1", "{out:#?}");
+    let out = sandbox(&["--init", "--", "python3", "-c", program]).run();
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "0", "{out:#?}");
+}
+
+#[test]
+fn a_terminal_caller_gets_a_pseudo_terminal_of_the_sandbox() {
+    if !privileged("a_terminal_caller_gets_a_pseudo_terminal_of_the_sandbox")
+        || !common::require(
+            "a_terminal_caller_gets_a_pseudo_terminal_of_the_sandbox",
+            &["script"],
+        )
+    {
+        return;
+    }
+    // script(1) gives sunaba a terminal on stdin and stdout. The program then
+    // sees the sandbox's own /dev/pts/0 as its controlling terminal, in a
+    // session of its own, and its exit status comes back through.
+    let inner = "tty; test -t 0 && echo stdin-is-tty; ps -o sid= -p $$; echo $$; exit 7";
+    let command = format!(
+        "{} run --security-opt seccomp=unconfined -- sh -c '{inner}'",
+        env!("CARGO_BIN_EXE_sunaba")
+    );
+    // script(1) types a byte into its terminal when its own stdin ends, so
+    // that stays open (a pipe nobody writes to) until the run is over.
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let keep_open = child.stdin.take();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read script's output");
+    let status = child.wait().expect("wait for script");
+    drop(keep_open);
+    let stdout = stdout.replace('\r', "");
+    assert_eq!(status.code(), Some(7), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(lines, ["/dev/pts/0", "stdin-is-tty", "1", "1"], "{stdout}");
+
+    // Without a terminal, the standard streams are plain pipes.
+    let out = sandbox(&["--", "sh", "-c", "tty; true"]).run();
+    assert_eq!(out.stdout.trim(), "not a tty", "{out:#?}");
+}
