@@ -65,7 +65,7 @@ pub struct RunArgs {
     /// Working directory inside the sandbox.
     #[arg(short = 'w', long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
-    /// Run as UID[:GID].
+    /// Run as a numeric user: UID, or UID:GID.
     #[arg(short = 'u', long, value_name = "UID[:GID]")]
     pub user: Option<UserSpec>,
     /// The sandbox's hostname.
