@@ -30,6 +30,15 @@ pub enum Error {
     /// Creating or starting the sandbox process failed.
     #[error(transparent)]
     Process(#[from] process::ProcessError),
+    /// A container's state could not be read or written.
+    #[error(transparent)]
+    State(#[from] container::state::StateError),
+    /// A bundle's config.json cannot be used.
+    #[error(transparent)]
+    Bundle(#[from] config::bundle::BundleError),
+    /// A container command that does not fit the container's state.
+    #[error("{0}")]
+    Container(String),
     /// Limits were required but cannot be enforced.
     #[error("cannot enforce {limits}: {reason}; run as root with cgroups mounted, ask for a delegated cgroup (systemd-run --user -p Delegate=yes), or drop --require-limits")]
     LimitsUnenforceable {

@@ -4,11 +4,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sunaba::cli::{Cli, Command, LogFormat, LogLevel};
+use sunaba::cli::{features, lifecycle, spec, Cli, Command, LogFormat, LogLevel};
+use sunaba::container::{oci, Exit};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
-    let level = match (cli.log_level, cli.verbose || verbose) {
+    let level = match (cli.log_level, cli.verbose || cli.debug || verbose) {
         (Some(l), _) => l,
         (None, true) => LogLevel::Debug,
         (None, false) => LogLevel::Warn,
@@ -73,6 +74,39 @@ fn plain(message: &str) -> String {
     out
 }
 
+/// Runs the verb; `Some(exit)` when a sandboxed program ran to its end.
+fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
+    let root = cli.state_root();
+    let print = |text: String| {
+        println!("{}", text.trim_end());
+        None
+    };
+    match &cli.command {
+        Command::Run(args) => {
+            let saw_separator = std::env::args().any(|a| a == "--");
+            if args.is_bundle_run(saw_separator) {
+                let id = args.command.first().map(String::as_str).unwrap_or_default();
+                oci::run(&root, id, &args.create_options(), args.detach)
+            } else {
+                sunaba::cli::run::run(args).map(Some)
+            }
+        }
+        Command::Create(args) => lifecycle::create(&root, args).map(|()| None),
+        Command::Start(args) => oci::start(&root, &args.id).map(|()| None),
+        Command::State(args) => oci::state(&root, &args.id).map(print),
+        Command::Kill(args) => lifecycle::kill(&root, args).map(|()| None),
+        Command::Delete(args) => oci::delete(&root, &args.id, args.force).map(|()| None),
+        Command::List(args) => Ok(print(lifecycle::list(&root, args))),
+        Command::Ps(args) => {
+            oci::ps(&root, &args.id, args.format == lifecycle::Format::Json).map(print)
+        }
+        Command::Spec(args) => spec::run(args).map(|()| None),
+        Command::Features => Ok(print(
+            serde_json::to_string_pretty(&features::features()).unwrap_or_default(),
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -87,18 +121,18 @@ fn main() -> ExitCode {
             };
         }
     };
-    let verbose = match &cli.command {
-        Command::Run(args) => args.verbose,
-    };
+    let verbose = matches!(&cli.command, Command::Run(args) if args.verbose);
     if let Err(e) = init_logging(&cli, verbose) {
         eprintln!("sunaba: {e}");
         return ExitCode::from(125);
     }
-    let result = match &cli.command {
-        Command::Run(args) => sunaba::cli::run::run(args),
-    };
+    if cli.systemd_cgroup {
+        tracing::warn!("--systemd-cgroup: sunaba manages cgroups through cgroupfs, not systemd; cgroupsPath is taken as a cgroupfs path");
+    }
+    let result = dispatch(&cli);
     match result {
-        Ok(exit) => {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(exit)) => {
             if let Some(why) = exit.explanation() {
                 eprintln!("sunaba: {why}");
             }

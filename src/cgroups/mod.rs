@@ -233,6 +233,85 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Finds the cgroup `rel` that an earlier command created, in every
+    /// hierarchy where it exists, for `kill`, `delete`, `ps` and OOM counts
+    /// of a container whose creator has exited.
+    ///
+    /// # Errors
+    ///
+    /// An invalid path, or no hierarchy holding it.
+    pub fn existing(layout: &Layout, rel: &Path) -> Result<Cgroup, CgroupError> {
+        check_rel(rel)?;
+        let mut dirs = Vec::new();
+        let mut add = |root: &Path, controllers: Vec<Controller>, v2: bool| {
+            let path = root.join(rel);
+            if path.is_dir() {
+                let prune = prune_list(root, rel, &[]);
+                dirs.push(Dir {
+                    path,
+                    controllers,
+                    v2,
+                    prune,
+                });
+            }
+        };
+        match &layout.kind {
+            LayoutKind::Unified { root } => add(root, Vec::new(), true),
+            LayoutKind::Legacy {
+                hierarchies,
+                unified,
+            } => {
+                for h in hierarchies {
+                    let controllers = [
+                        Controller::Cpu,
+                        Controller::Cpuset,
+                        Controller::Memory,
+                        Controller::Pids,
+                    ]
+                    .into_iter()
+                    .filter(|c| h.controllers.iter().any(|n| n == c.name()))
+                    .collect();
+                    add(&h.mount, controllers, false);
+                }
+                if let Some(root) = unified {
+                    add(root, Vec::new(), true);
+                }
+            }
+        }
+        if dirs.is_empty() {
+            return Err(CgroupError::Io {
+                op: "find cgroup",
+                path: rel.to_path_buf(),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
+        Ok(Cgroup {
+            dirs,
+            limits_on_v2: layout.is_unified(),
+            memory_limit: None,
+            unenforced: Vec::new(),
+            fake: layout.fake,
+        })
+    }
+
+    /// Every pid in the cgroup (from the first hierarchy that lists any).
+    ///
+    /// # Errors
+    ///
+    /// A `cgroup.procs` that cannot be read.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut all = Vec::new();
+        for dir in &self.dirs {
+            for pid in fs::procs(&dir.path)? {
+                if !all.contains(&pid) {
+                    all.push(pid);
+                }
+            }
+        }
+        all.sort_unstable();
+        Ok(all)
+    }
+
     /// The v2 directory when the limits live on cgroup2, for clone3's
     /// `CLONE_INTO_CGROUP`; `None` on v1 and hybrid hosts, where the child
     /// must be placed with [`Cgroup::add_process`].

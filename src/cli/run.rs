@@ -86,6 +86,18 @@ pub struct RunArgs {
     /// Log every setup step (same as --log-level debug).
     #[arg(long)]
     pub verbose: bool,
+    /// OCI mode: the bundle to run as container COMMAND (its id).
+    #[arg(short = 'b', long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// OCI mode: return once the container runs, without waiting for it.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// OCI mode: write the container's init pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// OCI mode: the unix socket that receives the terminal's master.
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
     /// The command to run and its arguments.
     #[arg(value_name = "COMMAND", required = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -96,6 +108,28 @@ fn invalid(setting: &'static str, reason: String) -> Error {
 }
 
 impl RunArgs {
+    /// Whether this is runc's `run [--bundle DIR] ID` rather than a command
+    /// to sandbox: an OCI-only flag was given, or a single argument without
+    /// `--` next to a config.json in the current directory.
+    pub fn is_bundle_run(&self, saw_separator: bool) -> bool {
+        self.bundle.is_some()
+            || self.detach
+            || self.pid_file.is_some()
+            || self.console_socket.is_some()
+            || (self.command.len() == 1
+                && !saw_separator
+                && std::path::Path::new("config.json").is_file())
+    }
+
+    /// The options of the bundle run.
+    pub fn create_options(&self) -> crate::container::oci::CreateOptions {
+        crate::container::oci::CreateOptions {
+            bundle: self.bundle.clone().unwrap_or_else(|| PathBuf::from(".")),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+        }
+    }
+
     /// The settings the flags give, as a layer over the profile.
     ///
     /// # Errors

@@ -4,6 +4,7 @@
 //! spec and the few run options the runtime-spec has no field for (init,
 //! timeout, whether limits are required).
 
+pub mod bundle;
 pub mod layer;
 pub mod profile;
 mod spec;

@@ -71,14 +71,20 @@ fn humantime(d: Duration) -> String {
 
 /// The sandbox's cgroup, removed on drop if [`CgroupGuard::remove`] was not
 /// reached (an early error return).
-struct CgroupGuard(Option<Cgroup>);
+pub(super) struct CgroupGuard(Option<Cgroup>);
 
 impl CgroupGuard {
-    fn get(&self) -> Option<&Cgroup> {
+    pub(super) fn get(&self) -> Option<&Cgroup> {
         self.0.as_ref()
     }
 
-    fn remove(&mut self) -> Result<(), CgroupError> {
+    /// Keeps the cgroup past this value: it belongs to a container that
+    /// outlives the command that created it.
+    pub(super) fn keep(mut self) {
+        self.0 = None;
+    }
+
+    pub(super) fn remove(&mut self) -> Result<(), CgroupError> {
         match self.0.take() {
             Some(cgroup) => cgroup.destroy(),
             None => Ok(()),
@@ -183,42 +189,16 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         log_plan(&plan);
     }
 
-    let mut cgroup = create_cgroup(spec, options)?;
     let mut signals = Signals::block().map_err(|e| Error::Io {
         what: "block signals".into(),
         source: e,
     })?;
-    let cgroup_fd = cgroup
-        .get()
-        .and_then(Cgroup::unified_dir)
-        .map(open_dir)
-        .transpose()?;
-    let placed_by_clone = cgroup_fd.is_some();
-
-    use std::os::fd::AsRawFd;
-    let sandbox = process::spawn(
-        &plan,
-        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
-        &signals.saved_mask(),
-    )?;
-    drop(cgroup_fd);
-    debug!(
-        pid = sandbox.pid,
-        elapsed_us = started.elapsed().as_micros(),
-        "sandbox process cloned"
-    );
-
-    let terminal = match start(&sandbox, &plan, cgroup.get(), placed_by_clone) {
-        Ok(terminal) => terminal.map(Relay::new),
-        Err(e) => {
-            // The child may be waiting for `go` or already gone; either way it
-            // must not outlive the runtime, and its cgroup must go.
-            let _ = sandbox.signal(libc::SIGKILL);
-            let _ = sandbox.wait();
-            cgroup.remove()?;
-            return Err(e);
-        }
-    };
+    let Launched {
+        sandbox,
+        mut cgroup,
+        terminal,
+    } = launch(spec, &plan, options, &signals.saved_mask())?;
+    let terminal = terminal.map(Relay::new);
     info!(
         pid = sandbox.pid,
         program = ?plan.args.first(),
@@ -253,6 +233,58 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     remove_stale_cgroups(spec);
     debug!("cleanup done");
     Ok(exit)
+}
+
+/// A sandbox process that was cloned, placed and released: it runs its
+/// program, or (with a start socket) waits for `start`.
+pub(super) struct Launched {
+    pub(super) sandbox: Sandbox,
+    pub(super) cgroup: CgroupGuard,
+    pub(super) terminal: Option<OwnedFd>,
+}
+
+/// Creates the cgroup, clones the sandbox's process into it, writes its
+/// uid/gid maps and lets it run its setup. On any error, the process is
+/// killed and the cgroup removed before returning.
+pub(super) fn launch(
+    spec: &Spec,
+    plan: &ChildPlan,
+    options: &RunOptions,
+    saved_mask: &libc::sigset_t,
+) -> Result<Launched, Error> {
+    let started = Instant::now();
+    let mut cgroup = create_cgroup(spec, options)?;
+    let cgroup_fd = cgroup
+        .get()
+        .and_then(Cgroup::unified_dir)
+        .map(open_dir)
+        .transpose()?;
+    let placed_by_clone = cgroup_fd.is_some();
+
+    use std::os::fd::AsRawFd;
+    let sandbox = process::spawn(plan, cgroup_fd.as_ref().map(|f| f.as_raw_fd()), saved_mask)?;
+    drop(cgroup_fd);
+    debug!(
+        pid = sandbox.pid,
+        elapsed_us = started.elapsed().as_micros(),
+        "sandbox process cloned"
+    );
+
+    match start(&sandbox, plan, cgroup.get(), placed_by_clone) {
+        Ok(terminal) => Ok(Launched {
+            sandbox,
+            cgroup,
+            terminal,
+        }),
+        Err(e) => {
+            // The child may be waiting for `go` or already gone; either way it
+            // must not outlive the runtime, and its cgroup must go.
+            let _ = sandbox.signal(libc::SIGKILL);
+            let _ = sandbox.wait();
+            cgroup.remove()?;
+            Err(e)
+        }
+    }
 }
 
 /// Removes the cgroups of earlier runs whose runtime died without cleaning
@@ -316,12 +348,12 @@ fn start(
 }
 
 /// How the wait ended, before OOM classification.
-enum Ended {
+pub(super) enum Ended {
     Status(WaitStatus),
     TimedOut(Duration),
 }
 
-fn supervise(
+pub(super) fn supervise(
     sandbox: &Sandbox,
     signals: &mut Signals,
     mut terminal: Option<Relay>,
@@ -419,7 +451,7 @@ fn supervise(
     }
 }
 
-fn classify(ended: Ended, cgroup: Option<&Cgroup>, spec: &Spec) -> Exit {
+pub(super) fn classify(ended: Ended, cgroup: Option<&Cgroup>, spec: &Spec) -> Exit {
     let status = match ended {
         Ended::TimedOut(d) => return Exit::TimedOut(d),
         Ended::Status(s) => s,

@@ -16,6 +16,7 @@ const GO: &[u8] = b"go";
 const STEP: u8 = b'S';
 const ERROR: u8 = b'E';
 const TERMINAL: u8 = b'T';
+const READY: u8 = b'R';
 
 /// A failure in the child, as reported over the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub enum Report {
     Failed(ChildFailure),
     /// The master side of the sandbox's pseudo-terminal.
     Terminal(OwnedFd),
+    /// Setup is complete and the child waits for `start`.
+    Ready,
     /// The channel closed: the program was executed (or the child died).
     Closed,
 }
@@ -87,6 +90,18 @@ impl Channel {
                 "the runtime went away before the sandbox started",
             ))
         }
+    }
+
+    /// Wraps an accepted connection on the start socket, which speaks the
+    /// same messages.
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Channel { fd }
+    }
+
+    /// Child: says that setup is complete and it now waits for `start`.
+    pub fn send_ready(&self) {
+        // If the parent is gone there is nobody left to tell.
+        let _ = self.send_raw(&[READY]);
     }
 
     /// Child: announces a step (only called when debug logging is on).
@@ -181,6 +196,7 @@ impl Channel {
         let body = String::from_utf8_lossy(&buf[1..n]).into_owned();
         Ok(match buf[0] {
             STEP => Report::Step(body),
+            READY => Report::Ready,
             _ => {
                 let mut parts = body.splitn(3, '\0');
                 let step = parts.next().unwrap_or_default().to_string();

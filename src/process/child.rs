@@ -59,11 +59,16 @@ fn os_error(step: &'static str, what: String) -> StepError {
 
 /// Runs the setup sequence and executes the program; never returns.
 pub fn run(plan: &ChildPlan, channel: &Channel, saved_mask: &libc::sigset_t) -> ! {
-    let err = match setup_and_exec(plan, channel, saved_mask) {
+    let mut starter = None;
+    let err = match setup_and_exec(plan, channel, saved_mask, &mut starter) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     channel.send_failure(err.step, err.errno, &err.message);
+    // After create, the runtime that cloned us is gone; `start` listens.
+    if let Some(starter) = &starter {
+        starter.send_failure(err.step, err.errno, &err.message);
+    }
     let code = match (err.step, err.errno) {
         ("exec", Some(libc::ENOENT)) => NOT_FOUND,
         ("exec", _) => CANNOT_EXECUTE,
@@ -76,6 +81,7 @@ fn setup_and_exec(
     plan: &ChildPlan,
     channel: &Channel,
     saved_mask: &libc::sigset_t,
+    starter: &mut Option<Channel>,
 ) -> Result<std::convert::Infallible, StepError> {
     let step = |name: &str| {
         if plan.trace_steps {
@@ -86,8 +92,10 @@ fn setup_and_exec(
     // If the runtime dies, so does the sandbox: pid 1 takes the whole pid
     // namespace with it. SIGKILL from the parent's death is delivered to a
     // namespace init even without a handler (pid_namespaces(7)).
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .in_step("set parent-death signal")?;
+    if plan.die_with_runtime {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .in_step("set parent-death signal")?;
+    }
 
     // The parent writes the uid/gid maps and places us in the cgroup first;
     // until then we have no usable identity in our user namespace.
@@ -152,6 +160,14 @@ fn setup_and_exec(
 
     let program = find_program(plan)?;
 
+    // The create/start split: everything is in place but the program. The
+    // seccomp filter comes after the wait, so a profile that forbids
+    // accept(2) cannot keep the container from starting.
+    if let Some(listener) = plan.start_socket {
+        channel.send_ready();
+        *starter = Some(wait_for_start(listener)?);
+    }
+
     // Last but exec: the filter must allow everything above. The init (if
     // any) is filtered too, so the program cannot escape the filter by
     // tampering with an unfiltered parent.
@@ -192,6 +208,38 @@ fn setup_and_exec(
         "exec",
         format!("cannot execute {}", plan.args[0].to_string_lossy()),
     ))
+}
+
+/// Blocks until `start` connects to the start socket; returns the
+/// connection, on which an exec failure is reported.
+fn wait_for_start(listener: std::os::fd::RawFd) -> Result<Channel, StepError> {
+    use std::os::fd::FromRawFd;
+    loop {
+        // SAFETY: accept4 with NULL address pointers only returns a new fd.
+        let fd = unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the listener is ours alone and no longer needed; the
+            // new descriptor was just returned by accept4 and is owned here.
+            unsafe { libc::close(listener) };
+            // SAFETY: see above: a fresh descriptor nobody else owns.
+            return Ok(Channel::from_fd(unsafe {
+                std::os::fd::OwnedFd::from_raw_fd(fd)
+            }));
+        }
+        if nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            return Err(os_error(
+                "wait for start",
+                "cannot accept on the start socket".to_string(),
+            ));
+        }
+    }
 }
 
 fn set_rlimits(plan: &ChildPlan) -> Result<(), StepError> {

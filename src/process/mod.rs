@@ -121,9 +121,38 @@ pub fn spawn(
     }
 }
 
+/// Connects to a created container's start socket and lets it exec its
+/// program; returns once it has (the connection closes on exec).
+///
+/// # Errors
+///
+/// The connection failing, or the exec (or anything after the wait)
+/// failing in the container.
+pub fn start_created(path: &std::path::Path) -> Result<(), ProcessError> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| ProcessError::Channel(e.into()))?;
+    let addr = UnixAddr::new(path).map_err(|e| ProcessError::Channel(e.into()))?;
+    connect(fd.as_raw_fd(), &addr).map_err(|e| ProcessError::Channel(e.into()))?;
+    let channel = Channel::from_fd(fd);
+    loop {
+        match channel.read_report().map_err(ProcessError::Channel)? {
+            Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
+            Report::Closed => return Ok(()),
+            Report::Step(_) | Report::Terminal(_) | Report::Ready => {}
+        }
+    }
+}
+
 impl Sandbox {
     /// Lets the child run its setup and exec the program; returns once the
-    /// program runs, with the master of its pseudo-terminal when it has one.
+    /// program runs (or, with a start socket, once the child waits for
+    /// `start`), with the master of its pseudo-terminal when it has one.
     /// Each step the child announces goes to `on_step`.
     ///
     /// # Errors
@@ -137,7 +166,7 @@ impl Sandbox {
                 Report::Step(step) => on_step(&step),
                 Report::Terminal(master) => terminal = Some(master),
                 Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
-                Report::Closed => return Ok(terminal),
+                Report::Ready | Report::Closed => return Ok(terminal),
             }
         }
     }

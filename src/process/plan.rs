@@ -4,6 +4,7 @@
 //! process, namespace or mount exists yet.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxIdMapping, PosixRlimit, Spec};
@@ -62,6 +63,13 @@ pub struct ChildPlan {
     pub terminal: bool,
     /// Send step notices over the channel (debug logging).
     pub trace_steps: bool,
+    /// A listening SOCK_SEQPACKET socket: when set, the child stops before
+    /// the seccomp filter and exec, reports ready, and waits for `start` to
+    /// connect (the create/start split of the runtime-spec).
+    pub start_socket: Option<RawFd>,
+    /// Set PR_SET_PDEATHSIG so the sandbox dies with the runtime; off for a
+    /// container that must outlive `create`.
+    pub die_with_runtime: bool,
 }
 
 fn cstrings(what: &'static str, items: &[String]) -> Result<Vec<CString>, ProcessError> {
@@ -148,6 +156,8 @@ impl ChildPlan {
             init,
             terminal: process.terminal().unwrap_or(false),
             trace_steps: tracing::enabled!(tracing::Level::DEBUG),
+            start_socket: None,
+            die_with_runtime: true,
         })
     }
 }

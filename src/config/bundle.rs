@@ -1,0 +1,159 @@
+//! OCI bundles: a directory with `config.json` and the root filesystem it
+//! names (runtime-spec `bundle.md`). Loading one gives the same `Spec` the
+//! engine runs for `sunaba run`, with the bundle-relative paths made
+//! absolute.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+/// A bundle that cannot be used, naming the file and field.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// config.json is missing or does not parse.
+    #[error("cannot load {path}: {reason}")]
+    Load {
+        /// The config file.
+        path: PathBuf,
+        /// What went wrong, as the parser said.
+        reason: String,
+    },
+    /// A field has a value this runtime cannot carry out.
+    #[error("{path}: {field}: {reason}")]
+    Field {
+        /// The config file.
+        path: PathBuf,
+        /// The JSON path of the field.
+        field: &'static str,
+        /// Why, and what would work.
+        reason: String,
+    },
+}
+
+/// Loads `bundle/config.json` and makes its paths absolute: `root.path`
+/// and bind mount sources are relative to the bundle (runtime-spec
+/// `config.md`, "Root" and "Mounts"). A missing `linux.cgroupsPath` becomes
+/// `sunaba/<id>`; a leading `/` is dropped, since every cgroup path is taken
+/// from the root of each hierarchy.
+///
+/// # Errors
+///
+/// A missing or invalid config, an ociVersion other than 1.x, a missing
+/// `process` or `root`, or a systemd-style cgroup path.
+pub fn load(bundle: &Path, id: &str) -> Result<Spec, BundleError> {
+    let path = bundle.join("config.json");
+    let field = |field, reason: &str| BundleError::Field {
+        path: path.clone(),
+        field,
+        reason: reason.to_string(),
+    };
+    let mut spec = Spec::load(&path).map_err(|e| BundleError::Load {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+
+    if !spec.version().starts_with("1.") {
+        return Err(field(
+            "ociVersion",
+            &format!(
+                "{:?} is not a 1.x version of the runtime-spec",
+                spec.version()
+            ),
+        ));
+    }
+    if spec.process().is_none() {
+        return Err(field("process", "missing: there is no program to run"));
+    }
+    let mut root = spec
+        .root()
+        .clone()
+        .ok_or_else(|| field("root", "missing: a root filesystem is required"))?;
+    root.set_path(bundle.join(root.path()));
+    spec.set_root(Some(root));
+
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in &mut mounts {
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if let Some(source) = m.source().clone().filter(|s| is_bind && s.is_relative()) {
+            m.set_source(Some(bundle.join(source)));
+        }
+    }
+    spec.set_mounts(Some(mounts));
+
+    let mut linux = spec
+        .linux()
+        .clone()
+        .ok_or_else(|| field("linux", "missing: a Linux container needs it"))?;
+    let cgroup = match linux.cgroups_path() {
+        None => PathBuf::from(format!("sunaba/{id}")),
+        Some(p) if p.to_string_lossy().contains(':') => {
+            return Err(field(
+                "linux.cgroupsPath",
+                &format!("{} is a systemd slice:prefix:name path; sunaba manages cgroupfs directly, so give a path such as /machine/{id} (podman: --cgroup-manager cgroupfs)", p.display()),
+            ))
+        }
+        Some(p) => p.strip_prefix("/").unwrap_or(p).to_path_buf(),
+    };
+    linux.set_cgroups_path(Some(cgroup));
+    spec.set_linux(Some(linux));
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(config: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        dir
+    }
+
+    #[test]
+    fn relative_paths_become_bundle_paths() {
+        let dir = bundle(
+            r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
+                "root":{"path":"rootfs"},
+                "mounts":[{"destination":"/data","type":"bind","source":"data","options":["rbind"]}],
+                "linux":{"cgroupsPath":"/machine/c1"}}"#,
+        );
+        let spec = load(dir.path(), "c1").unwrap();
+        assert_eq!(
+            spec.root().as_ref().unwrap().path(),
+            &dir.path().join("rootfs")
+        );
+        let m = &spec.mounts().as_ref().unwrap()[0];
+        assert_eq!(m.source().as_ref().unwrap(), &dir.path().join("data"));
+        assert_eq!(
+            spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("machine/c1"))
+        );
+    }
+
+    #[test]
+    fn unusable_configs_name_the_field() {
+        let dir = bundle(
+            r#"{"ociVersion":"2.0.0","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{}}"#,
+        );
+        assert!(load(dir.path(), "c")
+            .unwrap_err()
+            .to_string()
+            .contains("ociVersion"));
+        let dir = bundle(
+            r#"{"ociVersion":"1.0.0","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{"cgroupsPath":"system.slice:x:y"}}"#,
+        );
+        assert!(load(dir.path(), "c")
+            .unwrap_err()
+            .to_string()
+            .contains("cgroupsPath"));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path(), "c")
+            .unwrap_err()
+            .to_string()
+            .contains("config.json"));
+    }
+}

@@ -1,0 +1,549 @@
+//! The runc-compatible lifecycle over bundles: `create` leaves the
+//! container's process waiting for `start` with its namespaces, mounts and
+//! cgroup in place (runtime-spec `runtime.md`, "Lifecycle"); `start` lets
+//! it exec; `state`, `kill`, `delete`, `list` and `ps` read and act on the
+//! state kept under `--root`.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
+use oci_spec::runtime::Spec;
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::run::{classify, launch, supervise, Launched};
+use super::signals::Signals;
+use super::state::{list_ids, process_start_time, Saved, StateDir, Status};
+use super::terminal::Relay;
+use super::Exit;
+use crate::cgroups::{Cgroup, Layout};
+use crate::config::bundle;
+use crate::config::RunOptions;
+use crate::process::{self, ChildPlan};
+use crate::{sys, Error};
+
+/// The runtime-spec version whose state this runtime reports.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// How long `delete` waits for a killed container's init to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// Where to write the init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket to send the pseudo-terminal's master to.
+    pub console_socket: Option<PathBuf>,
+}
+
+fn invalid(what: impl Into<String>) -> Error {
+    Error::Container(what.into())
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or_default() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The signal mask the runtime has now, for the program to start with.
+fn current_mask() -> libc::sigset_t {
+    let mut mask = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        None,
+        Some(&mut mask),
+    );
+    *mask.as_ref()
+}
+
+fn listen_for_start(path: &Path) -> Result<OwnedFd, Error> {
+    let io = |e: nix::errno::Errno| Error::Io {
+        what: format!("listen on {}", path.display()),
+        source: e.into(),
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io)?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(io)?).map_err(io)?;
+    listen(&fd, Backlog::new(1).map_err(io)?).map_err(io)?;
+    Ok(fd)
+}
+
+/// Sends the pseudo-terminal's master to the `--console-socket`, as runc
+/// does: one SCM_RIGHTS message on a stream connection.
+fn send_console(socket_path: &Path, master: &OwnedFd) -> Result<(), Error> {
+    use nix::sys::socket::{connect, sendmsg, ControlMessage, MsgFlags};
+    let io = |e: nix::errno::Errno| Error::Io {
+        what: format!(
+            "send the terminal to --console-socket {}",
+            socket_path.display()
+        ),
+        source: e.into(),
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io)?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(socket_path).map_err(io)?).map_err(io)?;
+    let fds = [master.as_raw_fd()];
+    let name = b"/dev/pts/0";
+    let iov = [std::io::IoSlice::new(name)];
+    sendmsg::<UnixAddr>(
+        fd.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(io)?;
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let io = |e| Error::Io {
+        what: format!("write pid file {}", path.display()),
+        source: e,
+    };
+    let tmp = path.with_extension("sunaba-tmp");
+    std::fs::write(&tmp, pid.to_string()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// A created container, still owned by this process.
+struct Created {
+    launched: Launched,
+    saved: Saved,
+    spec: Spec,
+}
+
+fn create_in(dir: &StateDir, opts: &CreateOptions, options: &RunOptions) -> Result<Created, Error> {
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Io {
+        what: format!("open bundle {}", opts.bundle.display()),
+        source: e,
+    })?;
+    let spec = bundle::load(&bundle, dir.id())?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && opts.console_socket.is_none() {
+        return Err(invalid(
+            "process.terminal is true but no --console-socket was given to receive the terminal",
+        ));
+    }
+
+    let listener = listen_for_start(&dir.start_socket())?;
+    let mut plan = ChildPlan::from_spec(&spec, false)?;
+    plan.die_with_runtime = false;
+    plan.start_socket = Some(listener.as_raw_fd());
+    let launched = launch(&spec, &plan, options, &current_mask())?;
+    drop(listener);
+
+    if let (Some(master), Some(path)) = (&launched.terminal, &opts.console_socket) {
+        send_console(path, master)?;
+    }
+    let pid = launched.sandbox.pid;
+    let saved = Saved {
+        id: dir.id().to_string(),
+        pid,
+        pid_start: process_start_time(pid).ok_or_else(|| {
+            invalid(format!(
+                "the container's init (pid {pid}) exited during create"
+            ))
+        })?,
+        bundle,
+        rootfs: spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_default(),
+        created: now_rfc3339(),
+        owner: nix::unistd::geteuid().as_raw(),
+        cgroup: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    };
+    dir.write(&saved)?;
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid)?;
+    }
+    Ok(Created {
+        launched,
+        saved,
+        spec,
+    })
+}
+
+/// `create`: sets the container up and leaves its process waiting for
+/// `start`. On any error nothing is left: no process, cgroup or state.
+///
+/// # Errors
+///
+/// An invalid or existing id, an unusable bundle, or any setup failure.
+pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<(), Error> {
+    let dir = StateDir::create(root, id)?;
+    match create_in(&dir, opts, &RunOptions::default()) {
+        Ok(created) => {
+            info!(container_id = id, pid = created.saved.pid, bundle = %created.saved.bundle.display(), "container created");
+            created.launched.cgroup.keep();
+            Ok(())
+        }
+        Err(e) => {
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+fn wrong_state(id: &str, status: Status, op: &str) -> Error {
+    invalid(format!("cannot {op} container {id:?}: it is {status}"))
+}
+
+/// `start`: lets a created container exec its program.
+///
+/// # Errors
+///
+/// No such container, one that is not in the created state, or its exec
+/// failing.
+pub fn start(root: &Path, id: &str) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    match dir.status(&saved) {
+        Status::Created => {}
+        status => return Err(wrong_state(id, status, "start")),
+    }
+    let result = process::start_created(&dir.start_socket());
+    let _ = std::fs::remove_file(dir.start_socket());
+    result?;
+    info!(container_id = id, pid = saved.pid, "container started");
+    Ok(())
+}
+
+/// The state JSON of runtime-spec `runtime.md` ("State"), plus the fields
+/// runc adds (rootfs, created, owner).
+fn state_json(dir: &StateDir, saved: &Saved) -> serde_json::Value {
+    let status = dir.status(saved);
+    json!({
+        "ociVersion": OCI_VERSION,
+        "id": saved.id,
+        "pid": if status == Status::Stopped { 0 } else { saved.pid },
+        "status": status,
+        "bundle": saved.bundle,
+        "rootfs": saved.rootfs,
+        "created": saved.created,
+        "owner": if saved.owner == 0 { String::new() } else { saved.owner.to_string() },
+        "annotations": saved.annotations,
+    })
+}
+
+/// `state`: the container's state as JSON.
+///
+/// # Errors
+///
+/// No such container.
+pub fn state(root: &Path, id: &str) -> Result<String, Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    Ok(serde_json::to_string_pretty(&state_json(&dir, &saved)).unwrap_or_default())
+}
+
+/// Parses a signal as runc does: `KILL`, `SIGKILL` or `9`.
+///
+/// # Errors
+///
+/// A name or number that is not a signal.
+pub fn parse_signal(text: &str) -> Result<i32, Error> {
+    if let Ok(n) = text.parse::<i32>() {
+        if (1..=libc::SIGRTMAX()).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| {
+            invalid(format!(
+                "unknown signal {text:?}; use a name such as TERM or KILL, or a number"
+            ))
+        })
+}
+
+/// Opens a pidfd for the container's init, checking that the pid still
+/// belongs to it (start time) after the pidfd pins it.
+fn init_pidfd(saved: &Saved) -> Option<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(saved.pid)?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    (process_start_time(saved.pid) == Some(saved.pid_start)).then_some(fd)
+}
+
+fn cgroup_of(saved: &Saved) -> Option<Cgroup> {
+    let rel = saved.cgroup.as_ref()?;
+    let layout = Layout::detect().ok()?;
+    Cgroup::existing(&layout, rel).ok()
+}
+
+/// `kill`: sends a signal to the container's init, or with `all` to every
+/// process in its cgroup.
+///
+/// # Errors
+///
+/// No such container, one that is not created or running, or a bad signal.
+pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    let status = dir.status(&saved);
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(wrong_state(id, status, "signal"));
+    }
+    if all {
+        if let Some(cgroup) = cgroup_of(&saved) {
+            for pid in cgroup.pids()? {
+                // SAFETY: kill takes no pointers. The pids were just listed
+                // in the container's cgroup.
+                unsafe { libc::kill(pid, signal) };
+            }
+            return Ok(());
+        }
+    }
+    let pidfd = init_pidfd(&saved).ok_or_else(|| wrong_state(id, Status::Stopped, "signal"))?;
+    sys::pidfd_send_signal(pidfd.as_raw_fd(), signal).map_err(|e| Error::Io {
+        what: format!("send signal {signal} to container {id:?}"),
+        source: e,
+    })
+}
+
+/// Waits until the process behind `pidfd` has exited (it need not be our
+/// child: the pidfd becomes readable when it exits).
+fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// `delete`: removes a stopped (or, with `force`, any) container: its
+/// processes, its cgroup and its state.
+///
+/// # Errors
+///
+/// No such container, or a running one without `force`.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = match dir.read() {
+        Ok(saved) => saved,
+        // A create that died before writing its state leaves only the
+        // directory; there is nothing else to clean.
+        Err(_) if force => return dir.remove().map_err(Error::from),
+        Err(e) => return Err(e.into()),
+    };
+    let status = dir.status(&saved);
+    if status == Status::Running && !force {
+        return Err(invalid(format!(
+            "cannot delete container {id:?}: it is running; stop it first or use --force"
+        )));
+    }
+    if let Some(pidfd) = init_pidfd(&saved) {
+        let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+        if !wait_exit(&pidfd, EXIT_TIMEOUT) {
+            return Err(invalid(format!(
+                "container {id:?} (pid {}) did not exit after SIGKILL",
+                saved.pid
+            )));
+        }
+    }
+    if let Some(cgroup) = cgroup_of(&saved) {
+        cgroup.destroy()?;
+    }
+    dir.remove()?;
+    debug!(container_id = id, "container deleted");
+    Ok(())
+}
+
+/// `list`: every container under `root`, as a table or JSON.
+pub fn list(root: &Path, json_format: bool) -> String {
+    let mut rows = Vec::new();
+    for id in list_ids(root) {
+        let Ok(dir) = StateDir::open(root, &id) else {
+            continue;
+        };
+        let Ok(saved) = dir.read() else { continue };
+        rows.push(state_json(&dir, &saved));
+    }
+    if json_format {
+        return serde_json::to_string(&rows).unwrap_or_default();
+    }
+    let mut out = format!(
+        "{:<24}{:<10}{:<10}{:<40}{:<24}{}\n",
+        "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<24}{:<10}{:<10}{:<40}{:<24}{}\n",
+            r["id"].as_str().unwrap_or_default(),
+            r["pid"],
+            r["status"].as_str().unwrap_or_default(),
+            r["bundle"].as_str().unwrap_or_default(),
+            r["created"].as_str().unwrap_or_default(),
+            if r["owner"] == "" {
+                "root"
+            } else {
+                r["owner"].as_str().unwrap_or_default()
+            },
+        ));
+    }
+    out
+}
+
+/// `ps`: the processes in the container's cgroup, as pids (JSON) or a
+/// table of pid and command.
+///
+/// # Errors
+///
+/// No such container.
+pub fn ps(root: &Path, id: &str, json_format: bool) -> Result<String, Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    let pids = match cgroup_of(&saved) {
+        Some(cgroup) => cgroup.pids()?,
+        None if dir.status(&saved) != Status::Stopped => vec![saved.pid],
+        None => Vec::new(),
+    };
+    if json_format {
+        return Ok(serde_json::to_string(&pids).unwrap_or_default());
+    }
+    let mut out = String::from("PID     CMD\n");
+    for pid in pids {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        out.push_str(&format!("{pid:<8}{}\n", cmd.trim_end()));
+    }
+    Ok(out)
+}
+
+/// `run`: create and start a container; unless `detach`, wait for it,
+/// pass signals and the terminal on, delete it, and return how it ended.
+///
+/// # Errors
+///
+/// As for `create` and `start`.
+pub fn run(
+    root: &Path,
+    id: &str,
+    opts: &CreateOptions,
+    detach: bool,
+) -> Result<Option<Exit>, Error> {
+    let dir = StateDir::create(root, id)?;
+    let mut signals = Signals::block().map_err(|e| Error::Io {
+        what: "block signals".into(),
+        source: e,
+    })?;
+    let created = match create_in(&dir, opts, &RunOptions::default()) {
+        Ok(created) => created,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    let started = process::start_created(&dir.start_socket());
+    let _ = std::fs::remove_file(dir.start_socket());
+    if let Err(e) = started {
+        let Created { launched, .. } = created;
+        let _ = launched.sandbox.signal(libc::SIGKILL);
+        let _ = launched.sandbox.wait();
+        drop(launched.cgroup);
+        let _ = dir.remove();
+        return Err(e.into());
+    }
+    if detach {
+        created.launched.cgroup.keep();
+        return Ok(None);
+    }
+    let Created { launched, spec, .. } = created;
+    let Launched {
+        sandbox,
+        mut cgroup,
+        terminal,
+    } = launched;
+    // With --console-socket the terminal went to its owner; without one
+    // the relay serves the caller's terminal.
+    let relay = if opts.console_socket.is_none() {
+        terminal.map(Relay::new)
+    } else {
+        None
+    };
+    let ended = supervise(&sandbox, &mut signals, relay, None)?;
+    let exit = classify(ended, cgroup.get(), &spec);
+    cgroup.remove()?;
+    dir.remove()?;
+    Ok(Some(exit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("sigterm").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn created_time_is_rfc3339() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
+    }
+}
