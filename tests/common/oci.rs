@@ -81,6 +81,7 @@ pub struct Runtime {
     program: String,
     scratch: tempfile::TempDir,
     next: AtomicUsize,
+    env: Vec<(String, String)>,
 }
 
 impl Default for Runtime {
@@ -96,7 +97,15 @@ impl Runtime {
             program: runtime_program(),
             scratch: temp_dir(),
             next: AtomicUsize::new(0),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets a variable in the environment of every runtime invocation
+    /// (not of the container: its environment is `process.env` alone).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
     }
 
     /// The directory passed as `--root`. It sits inside a private scratch
@@ -154,6 +163,9 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
         adjust(&mut cmd);
         let mut child = cmd
             .spawn()
@@ -249,6 +261,17 @@ impl Runtime {
         };
         container.remember_init();
         (container, outcome)
+    }
+
+    /// Creates and starts a container from `bundle`, waits for its process
+    /// to exit, deletes it, and returns what it wrote to stdout and stderr.
+    pub fn output_of(&self, bundle: &Bundle) -> (String, String) {
+        let container = self.create(bundle);
+        container.start();
+        container.wait_stopped();
+        let output = (container.stdout(), container.stderr());
+        container.try_delete(true);
+        output
     }
 
     /// The ids `list --format json` reports.
