@@ -55,12 +55,14 @@ impl Outcome {
     }
 
     /// Panics with the whole outcome unless the runtime exited 0.
+    #[track_caller]
     pub fn expect_success(self) -> Self {
         assert!(self.ok(), "runtime failed: {self:#?}");
         self
     }
 
     /// Panics with the whole outcome if the runtime exited 0.
+    #[track_caller]
     pub fn expect_failure(self) -> Self {
         assert!(
             !self.ok(),
@@ -70,6 +72,7 @@ impl Outcome {
     }
 
     /// Parses stdout as JSON.
+    #[track_caller]
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
@@ -127,11 +130,13 @@ impl Runtime {
 
     /// Runs `RUNTIME --root ROOT args...` to the end, killing it by pid
     /// after [`GUARD`].
+    #[track_caller]
     pub fn exec(&self, args: &[&str]) -> Outcome {
         self.exec_with(args, |_| {})
     }
 
     /// Like `exec`, with a chance to adjust the command (environment).
+    #[track_caller]
     pub fn exec_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Outcome {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let out_path = self.scratch().join(format!("out-{n}"));
@@ -144,6 +149,7 @@ impl Runtime {
 
     /// Runs the runtime with stdout and stderr sent to the given files,
     /// which stay in place (a container may keep writing to them).
+    #[track_caller]
     pub fn exec_into(
         &self,
         args: &[&str],
@@ -195,11 +201,13 @@ impl Runtime {
     /// `create --bundle B ID`, after writing the bundle's config. The
     /// container's stdout and stderr are files read by [`Container::stdout`]
     /// and [`Container::stderr`]. Panics if create fails.
+    #[track_caller]
     pub fn create<'a>(&'a self, bundle: &'a Bundle) -> Container<'a> {
         self.create_with(bundle, &[])
     }
 
     /// `create` with extra options placed before the id.
+    #[track_caller]
     pub fn create_with<'a>(&'a self, bundle: &'a Bundle, options: &[&str]) -> Container<'a> {
         let id = self.new_id();
         let (container, outcome) = self.try_create(bundle, &id, options);
@@ -219,6 +227,7 @@ impl Runtime {
     }
 
     /// `run --detach --bundle B ID`.
+    #[track_caller]
     pub fn run_detached<'a>(&'a self, bundle: &'a Bundle) -> Container<'a> {
         let id = self.new_id();
         let (container, outcome) = self.launch("run", bundle, &id, &["--detach"]);
@@ -249,22 +258,25 @@ impl Runtime {
         let mut args = vec![command, "--bundle", bundle_path];
         args.extend_from_slice(options);
         args.push(id);
-        let outcome = self.exec_into(&args, &stdout, &stderr, |_| {});
 
+        // The guard exists before the runtime runs, so that a create that
+        // times out still gets its container force-deleted on unwind.
         let mut container = Container {
             runtime: self,
             bundle,
             id: id.to_string(),
-            stdout,
-            stderr,
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
             init: None,
         };
+        let outcome = self.exec_into(&args, &stdout, &stderr, |_| {});
         container.remember_init();
         (container, outcome)
     }
 
     /// Creates and starts a container from `bundle`, waits for its process
     /// to exit, deletes it, and returns what it wrote to stdout and stderr.
+    #[track_caller]
     pub fn output_of(&self, bundle: &Bundle) -> (String, String) {
         let container = self.create(bundle);
         container.start();
@@ -275,6 +287,7 @@ impl Runtime {
     }
 
     /// The ids `list --format json` reports.
+    #[track_caller]
     pub fn list_ids(&self) -> Vec<String> {
         let listed = self
             .exec(&["list", "--format", "json"])
@@ -317,11 +330,13 @@ impl Container<'_> {
     }
 
     /// `state ID` as JSON; panics if it fails.
+    #[track_caller]
     pub fn state(&self) -> Value {
         self.try_state().expect_success().json()
     }
 
     /// The `status` field of the state.
+    #[track_caller]
     pub fn status(&self) -> String {
         let state = self.state();
         state["status"]
@@ -331,6 +346,7 @@ impl Container<'_> {
     }
 
     /// The `pid` field of the state; panics unless it is a positive integer.
+    #[track_caller]
     pub fn pid(&self) -> i32 {
         let state = self.state();
         let pid = state["pid"]
@@ -346,6 +362,7 @@ impl Container<'_> {
     }
 
     /// `start ID`; panics if it fails.
+    #[track_caller]
     pub fn start(&self) {
         self.try_start().expect_success();
     }
@@ -356,6 +373,7 @@ impl Container<'_> {
     }
 
     /// `kill ID SIGNAL`; panics if it fails.
+    #[track_caller]
     pub fn kill(&self, signal: &str) {
         self.try_kill(signal).expect_success();
     }
@@ -370,6 +388,7 @@ impl Container<'_> {
     }
 
     /// `delete ID`; panics if it fails.
+    #[track_caller]
     pub fn delete(&self) {
         self.try_delete(false).expect_success();
     }
@@ -377,6 +396,7 @@ impl Container<'_> {
     /// Polls `state` until the status is `stopped` (or the state is gone,
     /// for runtimes that clean up after a foreground run), for at most
     /// [`GUARD`].
+    #[track_caller]
     pub fn wait_stopped(&self) {
         let deadline = Instant::now() + GUARD;
         loop {
@@ -396,6 +416,7 @@ impl Container<'_> {
 
     /// Starts the container, waits for its process to exit, and returns
     /// what it wrote to stdout.
+    #[track_caller]
     pub fn start_and_wait(&self) -> String {
         self.start();
         self.wait_stopped();
