@@ -11,6 +11,9 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod bundle;
+pub mod oci;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};

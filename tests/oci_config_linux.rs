@@ -1,0 +1,260 @@
+//! The Linux part of an OCI config (runtime-spec config-linux.md):
+//! namespaces, masked and read-only paths, sysctl, cgroup resources and
+//! seccomp, each read back from inside the container or from the host's
+//! cgroup files, and each checked from both sides.
+//!
+//! The runtime is `SUNABA_OCI_RUNTIME` or this build's sunaba; see
+//! `tests/common/oci.rs`.
+
+mod common;
+
+use serde_json::json;
+
+use common::bundle::Bundle;
+use common::oci::{cgroup_dirs, cgroup_file, Runtime};
+use common::{privileged, unique};
+
+/// The interface names in a `/proc/net/dev` text.
+fn interfaces(net_dev: &str) -> Vec<String> {
+    net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+// config-linux.md "Namespaces" (pid): in its own pid namespace the
+// program is pid 1; without one it has the host pid state reports.
+#[test]
+fn pid_namespace_makes_the_program_pid_1() {
+    if !privileged("pid_namespace_makes_the_program_pid_1") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let (out, err) = runtime.output_of(&Bundle::sh("echo $$"));
+    assert_eq!(out, "1\n", "{err}");
+
+    let bundle = Bundle::sh("echo $$").without_namespace("pid");
+    let container = runtime.create(&bundle);
+    let pid = container.pid();
+    let out = container.start_and_wait();
+    assert_eq!(out.trim(), pid.to_string(), "{}", container.stderr());
+}
+
+// config-linux.md "Namespaces" (network): a new network namespace holds
+// only the loopback device; without one the host's devices are visible.
+#[test]
+fn network_namespace_holds_only_loopback() {
+    if !privileged("network_namespace_holds_only_loopback") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let (out, err) = runtime.output_of(&Bundle::new(&["cat", "/proc/net/dev"]));
+    assert_eq!(interfaces(&out), ["lo"], "{out}{err}");
+
+    let host = interfaces(&std::fs::read_to_string("/proc/net/dev").expect("net/dev"));
+    let bundle = Bundle::new(&["cat", "/proc/net/dev"]).without_namespace("network");
+    let (out, err) = runtime.output_of(&bundle);
+    let mut shared = interfaces(&out);
+    let mut host_sorted = host.clone();
+    shared.sort();
+    host_sorted.sort();
+    assert_eq!(shared, host_sorted, "{err}");
+}
+
+// config-linux.md "Masked Paths": a masked file reads empty and a masked
+// directory lists empty; the same content elsewhere stays readable.
+#[test]
+fn masked_paths_hide_files_and_directories() {
+    if !privileged("masked_paths_hide_files_and_directories") {
+        return;
+    }
+    let script = "echo file:$(cat /etc/masked-file); echo dir:$(ls /etc/masked-dir); \
+                  echo plain:$(cat /etc/plain)";
+    let bundle = Bundle::sh(script).masked_paths(&["/etc/masked-file", "/etc/masked-dir"]);
+    bundle.write_file("/etc/masked-file", "secret");
+    bundle.write_file("/etc/masked-dir/inner", "secret");
+    bundle.write_file("/etc/plain", "secret");
+
+    let (out, err) = Runtime::new().output_of(&bundle);
+    assert_eq!(out, "file:\ndir:\nplain:secret\n", "{err}");
+}
+
+// config-linux.md "Readonly Paths": writes under a read-only path fail
+// with EROFS while a sibling directory of the writable root takes them.
+#[test]
+fn readonly_paths_reject_writes_beside_writable_ones() {
+    if !privileged("readonly_paths_reject_writes_beside_writable_ones") {
+        return;
+    }
+    let script = "touch /locked/probe && echo locked-wrote; touch /open/probe && echo open-wrote";
+    let bundle = Bundle::sh(script)
+        .readonly_root(false)
+        .readonly_paths(&["/locked"]);
+    bundle.mkdir("/locked");
+    bundle.mkdir("/open");
+
+    let (out, err) = Runtime::new().output_of(&bundle);
+    assert_eq!(out, "open-wrote\n", "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!bundle.rootfs().join("locked/probe").exists());
+    assert!(bundle.rootfs().join("open/probe").exists());
+}
+
+// config-linux.md "Sysctl": values are set in the container's namespaces
+// (net.* in its network namespace, kernel.domainname in its uts one) and
+// the host's stay as they were.
+#[test]
+fn sysctl_sets_namespaced_values_inside_only() {
+    if !privileged("sysctl_sets_namespaced_values_inside_only") {
+        return;
+    }
+    let read = "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname";
+    let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read");
+    let runtime = Runtime::new();
+
+    let (out, err) = runtime.output_of(&Bundle::sh(read));
+    assert_eq!(
+        out, "0\n(none)\n",
+        "a new namespace starts at the defaults: {err}"
+    );
+
+    let bundle = Bundle::sh(read)
+        .sysctl("net.ipv4.ip_forward", "1")
+        .sysctl("kernel.domainname", "sysctl-domain");
+    let (out, err) = runtime.output_of(&bundle);
+    assert_eq!(out, "1\nsysctl-domain\n", "{err}");
+    let after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read");
+    assert_eq!(after, host_forward, "the host's ip_forward changed");
+}
+
+/// A `linux.cgroupsPath` of its own for one test.
+fn own_cgroups_path() -> String {
+    format!("/{}", unique("oci-cgroup"))
+}
+
+// config-linux.md "Control groups" and "Memory"/"Pids": the limits land in
+// the container's cgroup (read back from the host, v1 or v2), the init is
+// in it, and delete removes it.
+#[test]
+fn memory_and_pids_limits_land_in_the_containers_cgroup() {
+    if !privileged("memory_and_pids_limits_land_in_the_containers_cgroup") {
+        return;
+    }
+    let path = own_cgroups_path();
+    let bundle = Bundle::new(&["sleep", "1000"])
+        .cgroups_path(&path)
+        .resources(json!({ "memory": { "limit": 67_108_864 }, "pids": { "limit": 42 } }));
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+
+    let memory = cgroup_file(&path, "memory", "memory.limit_in_bytes", "memory.max");
+    let pids = cgroup_file(&path, "pids", "pids.max", "pids.max");
+    let procs = cgroup_file(&path, "pids", "cgroup.procs", "cgroup.procs");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    assert_eq!(read(&memory).trim(), "67108864");
+    assert_eq!(read(&pids).trim(), "42");
+    let members: Vec<String> = read(&procs).lines().map(str::to_string).collect();
+    assert!(
+        members.contains(&container.pid().to_string()),
+        "{members:?}"
+    );
+
+    container.delete();
+    let left = cgroup_dirs(&path);
+    common::remove_cgroups(&left);
+    assert!(left.is_empty(), "delete left cgroups behind: {left:?}");
+}
+
+// config-linux.md "Memory": without a limit the cgroup has none (the
+// other side of the test above, so a runtime writing a limit regardless
+// is caught).
+#[test]
+fn no_memory_limit_leaves_the_cgroup_unlimited() {
+    if !privileged("no_memory_limit_leaves_the_cgroup_unlimited") {
+        return;
+    }
+    let path = own_cgroups_path();
+    let bundle = Bundle::new(&["sleep", "1000"]).cgroups_path(&path);
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+
+    let memory = cgroup_file(&path, "memory", "memory.limit_in_bytes", "memory.max");
+    let value = std::fs::read_to_string(&memory).expect("read memory limit");
+    let value = value.trim();
+    // v2 writes "max"; v1 reports the largest page-aligned 63-bit value.
+    let unlimited = value == "max" || value.parse::<u64>().is_ok_and(|v| v >= 1 << 62);
+    assert!(unlimited, "{}: {value}", memory.display());
+
+    container.try_delete(true).expect_success();
+    let left = cgroup_dirs(&path);
+    common::remove_cgroups(&left);
+    assert!(left.is_empty(), "delete left cgroups behind: {left:?}");
+}
+
+// config-linux.md "Pids": the kernel enforces the limit: past it, fork
+// fails; under a larger one the same program completes.
+#[test]
+fn pids_limit_stops_forks_past_it() {
+    if !privileged("pids_limit_stops_forks_past_it") {
+        return;
+    }
+    // busybox sh gives up on the script when a fork fails.
+    let script = "i=0; while [ $i -lt 16 ]; do sleep 1000 & i=$((i+1)); done; echo forked-all";
+    let runtime = Runtime::new();
+    for (limit, completes) in [(8, false), (64, true)] {
+        let path = own_cgroups_path();
+        let bundle = Bundle::sh(script)
+            .cgroups_path(&path)
+            .resources(json!({ "pids": { "limit": limit } }));
+        let (out, err) = runtime.output_of(&bundle);
+        assert_eq!(
+            out.contains("forked-all"),
+            completes,
+            "limit {limit}: {out}{err}"
+        );
+        if !completes {
+            assert!(err.contains("fork"), "limit {limit}: {err}");
+        }
+        common::remove_cgroups(&cgroup_dirs(&path));
+    }
+}
+
+/// An OCI seccomp profile that allows everything except what `rules`
+/// decide.
+fn allow_all_profile(rules: serde_json::Value) -> serde_json::Value {
+    json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules })
+}
+
+// config-linux.md "Seccomp": a rule with SCMP_ACT_ERRNO and errnoRet makes
+// the named syscalls fail with that errno (38, ENOSYS); without the rule
+// the same program succeeds, and syscalls not named are unaffected.
+#[test]
+fn seccomp_rule_returns_the_configured_errno() {
+    if !privileged("seccomp_rule_returns_the_configured_errno") {
+        return;
+    }
+    let script = "mkdir /tmp/made && echo made; touch /tmp/file && echo touched";
+    let runtime = Runtime::new();
+    let deny_mkdir = json!([{
+        "names": ["mkdir", "mkdirat"],
+        "action": "SCMP_ACT_ERRNO",
+        "errnoRet": 38,
+    }]);
+
+    let bundle = Bundle::sh(script)
+        .tmpfs("/tmp", &[])
+        .seccomp(allow_all_profile(deny_mkdir));
+    let (out, err) = runtime.output_of(&bundle);
+    assert_eq!(out, "touched\n", "{err}");
+    assert!(err.contains("Function not implemented"), "{err}");
+
+    let bundle = Bundle::sh(script)
+        .tmpfs("/tmp", &[])
+        .seccomp(allow_all_profile(json!([])));
+    let (out, err) = runtime.output_of(&bundle);
+    assert_eq!(out, "made\ntouched\n", "{err}");
+}

@@ -1,0 +1,541 @@
+//! The OCI runtime lifecycle (runtime-spec runtime.md, and runc's command
+//! line for what the spec leaves to the runtime): create, state, start,
+//! kill, delete, their errors, and the runc extras callers rely on (list,
+//! ps, run, --pid-file, kill --all). Hooks (config.md, "POSIX-platform
+//! Hooks") close the file.
+//!
+//! The runtime is `SUNABA_OCI_RUNTIME` or this build's sunaba; see
+//! `tests/common/oci.rs`.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::bundle::Bundle;
+use common::oci::{start_time, Runtime, GUARD};
+use common::{privileged, temp_dir};
+
+/// Waits (at most GUARD) for a file the container writes through a bind
+/// mount, and returns its contents.
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True while `pid` is a live process (not gone, not a zombie) that
+/// started at `start`.
+fn alive(pid: i32, start: u64) -> bool {
+    if start_time(pid) != Some(start) {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    !state.starts_with('Z') && !state.starts_with('X')
+}
+
+fn same_path(a: &str, b: &Path) -> bool {
+    std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+}
+
+/// A bundle whose program records that it ran in `out/ran`, then sleeps.
+fn marker_bundle(out: &Path) -> Bundle {
+    Bundle::sh("echo ran > /out/ran; exec sleep 1000").bind(out, "/out", &[])
+}
+
+// runtime.md "State" and "Lifecycle" steps 1-3 and 6-8: after create the
+// state says created, with the id, bundle, ociVersion and a live pid, and
+// the user program has not run; start runs it and the state says running.
+#[test]
+fn create_holds_the_program_until_start() {
+    if !privileged("create_holds_the_program_until_start") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = marker_bundle(out.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+
+    let state = container.state();
+    assert_eq!(state["status"], "created", "{state}");
+    assert_eq!(state["id"], container.id(), "{state}");
+    assert!(
+        state["ociVersion"].as_str().is_some_and(|v| !v.is_empty()),
+        "{state}"
+    );
+    let bundle_field = state["bundle"].as_str().unwrap_or_default();
+    assert!(Path::new(bundle_field).is_absolute(), "{state}");
+    assert!(same_path(bundle_field, bundle.path()), "{state}");
+    let pid = container.pid();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} is not alive"
+    );
+    assert!(
+        !out.path().join("ran").exists(),
+        "the program ran before start"
+    );
+
+    container.start();
+    assert_eq!(wait_for_file(&out.path().join("ran")), "ran\n");
+    assert_eq!(container.status(), "running");
+    assert_eq!(container.pid(), pid, "start changed the container pid");
+}
+
+// runtime.md "Kill" and "Delete": SIGKILL stops the container; delete of a
+// stopped container succeeds, and afterwards the container is unknown.
+#[test]
+fn kill_stops_the_container_and_delete_forgets_it() {
+    if !privileged("kill_stops_the_container_and_delete_forgets_it") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = marker_bundle(out.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ran"));
+
+    container.kill("KILL");
+    container.wait_stopped();
+    assert_eq!(container.status(), "stopped");
+
+    container.delete();
+    container.try_state().expect_failure();
+    assert!(!runtime.list_ids().contains(&container.id().to_string()));
+}
+
+// runtime.md "Kill": the signal named is the one delivered; a program that
+// traps SIGTERM sees it and exits on its own.
+#[test]
+fn kill_delivers_the_named_signal() {
+    if !privileged("kill_delivers_the_named_signal") {
+        return;
+    }
+    let out = temp_dir();
+    let script = "trap 'echo term > /out/got; exit 0' TERM; trap 'echo usr1 > /out/got' USR1; \
+                  echo ready > /out/ready; sleep 1000 & wait; wait";
+    let bundle = Bundle::sh(script).bind(out.path(), "/out", &[]);
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ready"));
+
+    container.kill("TERM");
+    container.wait_stopped();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("got")).unwrap_or_default(),
+        "term\n"
+    );
+}
+
+// runtime.md "Delete": deleting a container that is not stopped must fail
+// and leave it alone; runc's `delete --force` kills it first.
+#[test]
+fn delete_refuses_a_running_container_unless_forced() {
+    if !privileged("delete_refuses_a_running_container_unless_forced") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = marker_bundle(out.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ran"));
+    let pid = container.pid();
+    let start = start_time(pid).expect("init is alive");
+
+    container.try_delete(false).expect_failure();
+    assert_eq!(container.status(), "running");
+    assert!(alive(pid, start), "a refused delete killed the init");
+
+    container.try_delete(true).expect_success();
+    container.try_state().expect_failure();
+    assert!(!alive(pid, start), "delete --force left the init running");
+}
+
+// runtime.md "Start": starting a container that is not in the created
+// state must fail, for running and for stopped containers alike.
+#[test]
+fn start_refuses_a_running_or_stopped_container() {
+    if !privileged("start_refuses_a_running_or_stopped_container") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = marker_bundle(out.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ran"));
+
+    container.try_start().expect_failure();
+    assert_eq!(container.status(), "running");
+
+    container.kill("KILL");
+    container.wait_stopped();
+    container.try_start().expect_failure();
+    assert_eq!(container.status(), "stopped");
+}
+
+// runtime.md "Create": an id already in use must fail without touching
+// the container that has it.
+#[test]
+fn create_refuses_an_id_in_use() {
+    if !privileged("create_refuses_an_id_in_use") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let first_bundle = Bundle::new(&["sleep", "1000"]);
+    let first = runtime.create(&first_bundle);
+    let pid = first.pid();
+
+    let second_bundle = Bundle::new(&["sleep", "1000"]);
+    let (_second, outcome) = runtime.try_create(&second_bundle, first.id(), &[]);
+    outcome.expect_failure();
+
+    let state = first.state();
+    assert_eq!(state["status"], "created", "{state}");
+    assert_eq!(
+        first.pid(),
+        pid,
+        "the refused create replaced the container"
+    );
+    let bundle_field = state["bundle"].as_str().unwrap_or_default();
+    assert!(same_path(bundle_field, first_bundle.path()), "{state}");
+}
+
+// runc's id rule (the spec only asks ids to be unique): an id with a path
+// separator or a parent reference is refused, and nothing is written for
+// it inside or beside the state root. A plain id is accepted.
+#[test]
+fn create_refuses_ids_that_are_not_plain_names() {
+    if !privileged("create_refuses_ids_that_are_not_plain_names") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let escape = format!("../{}", runtime.new_id());
+    let nested = format!("{}/inner", runtime.new_id());
+
+    for id in [escape.as_str(), nested.as_str()] {
+        let (_container, outcome) = runtime.try_create(&bundle, id, &[]);
+        outcome.expect_failure();
+        assert!(
+            !runtime.root().join(id).exists(),
+            "state written for {id:?}"
+        );
+        let first = id.split('/').next().unwrap_or(id);
+        if first != ".." {
+            assert!(
+                !runtime.root().join(first).exists(),
+                "state written for {id:?}"
+            );
+        }
+    }
+    let beside: Vec<_> = std::fs::read_dir(runtime.scratch())
+        .expect("read scratch")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("oci-"))
+        .collect();
+    assert!(beside.is_empty(), "written beside the root: {beside:?}");
+
+    let plain = runtime.create(&bundle);
+    assert_eq!(plain.status(), "created");
+}
+
+// runc's --pid-file: create writes the init pid, the one state reports.
+#[test]
+fn pid_file_holds_the_init_pid() {
+    if !privileged("pid_file_holds_the_init_pid") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let pid_file = runtime.scratch().join("init.pid");
+    let pid_arg = pid_file.to_str().expect("utf-8");
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let container = runtime.create_with(&bundle, &["--pid-file", pid_arg]);
+
+    let written = std::fs::read_to_string(&pid_file).expect("read pid file");
+    assert_eq!(
+        written.trim().parse::<i32>().ok(),
+        Some(container.pid()),
+        "{written:?}"
+    );
+}
+
+// runc's list: text and JSON both show each container with its status;
+// a deleted one is gone from both.
+#[test]
+fn list_shows_the_containers_of_the_root() {
+    if !privileged("list_shows_the_containers_of_the_root") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let kept = runtime.create(&bundle);
+    let deleted = runtime.create(&bundle);
+    deleted.try_delete(true).expect_success();
+
+    let listed = runtime
+        .exec(&["list", "--format", "json"])
+        .expect_success()
+        .json();
+    let entries = listed.as_array().cloned().unwrap_or_default();
+    let entry = entries
+        .iter()
+        .find(|c| c["id"] == kept.id())
+        .unwrap_or_else(|| panic!("{} not listed: {listed}", kept.id()));
+    assert_eq!(entry["status"], "created", "{entry}");
+    assert_eq!(
+        entry["pid"].as_i64(),
+        Some(i64::from(kept.pid())),
+        "{entry}"
+    );
+    assert!(!entries.iter().any(|c| c["id"] == deleted.id()), "{listed}");
+
+    let text = runtime.exec(&["list"]).expect_success().stdout;
+    assert!(text.lines().any(|l| l.starts_with(kept.id())), "{text}");
+    assert!(!text.contains(deleted.id()), "{text}");
+}
+
+// runc's ps: the JSON form lists the pids of the container's processes,
+// the init among them, and no host process of ours.
+#[test]
+fn ps_lists_the_container_processes() {
+    if !privileged("ps_lists_the_container_processes") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = Bundle::sh("sleep 1000 & echo ran > /out/ran; wait").bind(out.path(), "/out", &[]);
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ran"));
+
+    let pids = pids_of(&runtime, container.id());
+    assert!(pids.contains(&container.pid()), "{pids:?} lacks the init");
+    assert_eq!(pids.len(), 2, "expected the shell and its sleep: {pids:?}");
+    let me = i32::try_from(std::process::id()).expect("pid fits i32");
+    assert!(!pids.contains(&me), "{pids:?}");
+}
+
+fn pids_of(runtime: &Runtime, id: &str) -> Vec<i32> {
+    let listed = runtime
+        .exec(&["ps", "--format", "json", id])
+        .expect_success()
+        .json();
+    listed
+        .as_array()
+        .unwrap_or_else(|| panic!("ps did not print an array: {listed}"))
+        .iter()
+        .filter_map(Value::as_i64)
+        .filter_map(|p| i32::try_from(p).ok())
+        .collect()
+}
+
+// runc's kill --all: every process of the container gets the signal, not
+// only the init. The container shares the host pid namespace here, so
+// the init's death alone would not take the others with it.
+#[test]
+fn kill_all_reaches_every_process_of_the_container() {
+    if !privileged("kill_all_reaches_every_process_of_the_container") {
+        return;
+    }
+    let out = temp_dir();
+    let script = "sleep 1000 & sleep 1000 & echo ran > /out/ran; wait";
+    let bundle = Bundle::sh(script)
+        .bind(out.path(), "/out", &[])
+        .without_namespace("pid")
+        .cgroups_path(&format!("/{}", common::unique("oci-killall")));
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ran"));
+    let pids: Vec<(i32, u64)> = pids_of(&runtime, container.id())
+        .into_iter()
+        .filter_map(|p| Some((p, start_time(p)?)))
+        .collect();
+    assert_eq!(pids.len(), 3, "expected the shell and two sleeps: {pids:?}");
+
+    runtime
+        .exec(&["kill", "--all", container.id(), "KILL"])
+        .expect_success();
+    container.wait_stopped();
+    let deadline = Instant::now() + GUARD;
+    while pids.iter().any(|&(p, s)| alive(p, s)) {
+        assert!(
+            Instant::now() < deadline,
+            "kill --all spared some of {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// runc's run --detach: create and start in one step; the container keeps
+// running after the runtime returns.
+#[test]
+fn run_detached_leaves_the_container_running() {
+    if !privileged("run_detached_leaves_the_container_running") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = marker_bundle(out.path());
+    let runtime = Runtime::new();
+    let container = runtime.run_detached(&bundle);
+    assert_eq!(wait_for_file(&out.path().join("ran")), "ran\n");
+    assert_eq!(container.status(), "running");
+}
+
+// runc's run in the foreground: the runtime exits with the program's
+// status, zero and non-zero alike, and passes its stdout through.
+#[test]
+fn run_in_the_foreground_returns_the_exit_status() {
+    if !privileged("run_in_the_foreground_returns_the_exit_status") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let failing_bundle = Bundle::sh("echo out; exit 3");
+    let (failing, outcome) = runtime.run_foreground(&failing_bundle);
+    assert_eq!(outcome.status.code(), Some(3), "{outcome:#?}");
+    assert_eq!(failing.stdout(), "out\n");
+
+    let passing_bundle = Bundle::sh("exit 0");
+    let (_passing, outcome) = runtime.run_foreground(&passing_bundle);
+    assert_eq!(outcome.status.code(), Some(0), "{outcome:#?}");
+}
+
+/// A bundle with one hook of each kind that runs in the runtime namespace
+/// or the container's, each saving its stdin to `dir/KIND.json`.
+fn hook_bundle(dir: &Path) -> Bundle {
+    let host_dir = dir.to_str().expect("utf-8").to_string();
+    let record = |kind: &str, at: &str| format!("cat > {at}/{kind}.json");
+    let mut bundle = Bundle::new(&["sleep", "1000"]).bind(dir, "/hooks", &[]);
+    for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+        bundle = bundle.hook(kind, "/bin/sh", &["sh", "-c", &record(kind, &host_dir)]);
+    }
+    // startContainer runs inside the container (config.md): its path and
+    // the file it writes resolve in the container's mount namespace.
+    bundle.hook(
+        "startContainer",
+        "/bin/sh",
+        &["sh", "-c", &record("startContainer", "/hooks")],
+    )
+}
+
+/// The state a hook of `kind` received, if it ran.
+fn hook_state(dir: &Path, kind: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{kind}.json"))).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{kind}: {e}: {text:?}")))
+}
+
+// config.md "prestart" and "createRuntime", runtime.md "Lifecycle" step 3:
+// both run during create, with the state (id, init pid, bundle) on stdin;
+// the hooks of later steps have not run.
+#[test]
+fn create_hooks_run_during_create_with_the_state() {
+    if !privileged("create_hooks_run_during_create_with_the_state") {
+        return;
+    }
+    let dir = temp_dir();
+    let bundle = hook_bundle(dir.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+
+    for kind in ["prestart", "createRuntime"] {
+        let state =
+            hook_state(dir.path(), kind).unwrap_or_else(|| panic!("{kind} did not run at create"));
+        assert_eq!(state["id"], container.id(), "{kind}: {state}");
+        let pid = Some(i64::from(container.pid()));
+        assert_eq!(state["pid"].as_i64(), pid, "{kind}: {state}");
+        let bundle_field = state["bundle"].as_str().unwrap_or_default();
+        assert!(same_path(bundle_field, bundle.path()), "{kind}: {state}");
+    }
+    for kind in ["startContainer", "poststop"] {
+        assert!(
+            hook_state(dir.path(), kind).is_none(),
+            "{kind} ran at create"
+        );
+    }
+}
+
+// config.md "startContainer", runtime.md "Lifecycle" step 7: it runs
+// during start, inside the container, with the state on stdin.
+#[test]
+fn start_container_hook_runs_during_start() {
+    if !privileged("start_container_hook_runs_during_start") {
+        return;
+    }
+    let dir = temp_dir();
+    let bundle = hook_bundle(dir.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    assert!(
+        hook_state(dir.path(), "startContainer").is_none(),
+        "ran at create"
+    );
+
+    container.start();
+    let state = hook_state(dir.path(), "startContainer").expect("did not run at start");
+    assert_eq!(state["id"], container.id(), "{state}");
+}
+
+// config.md "poststart", runtime.md "Lifecycle" step 9: it runs after the
+// user program has started, before start returns, and not at create.
+#[test]
+fn poststart_hook_runs_during_start_not_create() {
+    if !privileged("poststart_hook_runs_during_start_not_create") {
+        return;
+    }
+    let dir = temp_dir();
+    let bundle = hook_bundle(dir.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    assert!(
+        hook_state(dir.path(), "poststart").is_none(),
+        "poststart ran at create"
+    );
+
+    container.start();
+    let state = hook_state(dir.path(), "poststart").expect("did not run at start");
+    assert_eq!(state["id"], container.id(), "{state}");
+}
+
+// config.md "poststop", runtime.md "Lifecycle" step 13: it runs when the
+// container is deleted, after the program stopped, with the state on
+// stdin, and not before.
+#[test]
+fn poststop_hook_runs_at_delete() {
+    if !privileged("poststop_hook_runs_at_delete") {
+        return;
+    }
+    let dir = temp_dir();
+    let bundle = hook_bundle(dir.path());
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    container.kill("KILL");
+    container.wait_stopped();
+    assert!(
+        hook_state(dir.path(), "poststop").is_none(),
+        "poststop ran before delete"
+    );
+
+    container.delete();
+    let state = hook_state(dir.path(), "poststop").expect("did not run at delete");
+    assert_eq!(state["id"], container.id(), "{state}");
+}
