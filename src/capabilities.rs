@@ -121,7 +121,15 @@ impl CapabilitySets {
         set(CapSet::Effective, "effective", &self.effective)?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|source| set_error("ambient", &CapsHashSet::new(), source))?;
-        for cap in &self.ambient {
+        // The kernel keeps in the ambient set only what is both permitted
+        // and inheritable (capabilities(7)); as runc, the rest of the
+        // spec's ambient set is not raised rather than failing the start.
+        let allowed = self
+            .permitted
+            .intersection(&self.inheritable)
+            .copied()
+            .collect::<CapsHashSet>();
+        for cap in self.ambient.intersection(&allowed) {
             caps::raise(None, CapSet::Ambient, *cap)
                 .map_err(|source| set_error("ambient", &self.ambient, source))?;
         }

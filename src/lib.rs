@@ -17,6 +17,7 @@ pub mod network;
 pub mod process;
 pub mod seccomp;
 pub mod sys;
+pub mod sysctl;
 
 /// Any failure of sunaba itself (not of the sandboxed program).
 #[derive(Debug, thiserror::Error)]

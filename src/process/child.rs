@@ -111,6 +111,34 @@ fn setup_and_exec(
         step("set hostname");
         nix::unistd::sethostname(hostname).in_step("set hostname")?;
     }
+    if let Some(domainname) = &plan.domainname {
+        step("set domain name");
+        // SAFETY: the pointer and length describe the live String's bytes.
+        if unsafe { libc::setdomainname(domainname.as_ptr().cast(), domainname.len()) } != 0 {
+            return Err(os_error(
+                "set domain name",
+                format!("cannot set domain name {domainname:?}"),
+            ));
+        }
+    }
+    // Before the mounts: /proc is still the host's instance here, and each
+    // namespaced file shows (and changes) the writer's own namespace.
+    for (path, value) in &plan.sysctls {
+        step("set sysctl");
+        std::fs::write(path, value).map_err(|e| StepError {
+            step: "set sysctl",
+            errno: e.raw_os_error(),
+            message: format!("cannot write {value:?} to {}: {e}", path.display()),
+        })?;
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        step("set oom_score_adj");
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| StepError {
+            step: "set oom_score_adj",
+            errno: e.raw_os_error(),
+            message: format!("cannot set oom_score_adj to {adj}: {e}"),
+        })?;
+    }
     if plan.namespaces.has(libc::CLONE_NEWNET) {
         step("bring up loopback");
         network::bring_up_loopback().in_step("bring up loopback")?;

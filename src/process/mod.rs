@@ -40,6 +40,9 @@ pub enum ProcessError {
     /// A capability is unknown.
     #[error(transparent)]
     Capability(#[from] crate::capabilities::CapabilityError),
+    /// A sysctl cannot be set in the sandbox.
+    #[error(transparent)]
+    Sysctl(#[from] crate::sysctl::SysctlError),
     /// The seccomp profile cannot be compiled.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),

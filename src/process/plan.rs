@@ -39,6 +39,12 @@ pub struct ChildPlan {
     pub mounts: Option<MountPlan>,
     /// The hostname (with a UTS namespace).
     pub hostname: Option<String>,
+    /// The NIS domain name (with a UTS namespace).
+    pub domainname: Option<String>,
+    /// Namespaced sysctls: the /proc/sys file and the value.
+    pub sysctls: Vec<(PathBuf, String)>,
+    /// The value for /proc/self/oom_score_adj, if the spec gives one.
+    pub oom_score_adj: Option<i32>,
     /// The user to become.
     pub identity: Identity,
     /// Capability sets.
@@ -140,6 +146,17 @@ impl ChildPlan {
                 .hostname()
                 .clone()
                 .filter(|_| namespaces.has(libc::CLONE_NEWUTS)),
+            domainname: spec
+                .domainname()
+                .clone()
+                .filter(|_| namespaces.has(libc::CLONE_NEWUTS)),
+            sysctls: linux
+                .sysctl()
+                .iter()
+                .flatten()
+                .map(|(k, v)| Ok((crate::sysctl::path_for(k, &namespaces)?, v.clone())))
+                .collect::<Result<_, crate::sysctl::SysctlError>>()?,
+            oom_score_adj: process.oom_score_adj(),
             identity: Identity {
                 uid: user.uid(),
                 gid: user.gid(),
