@@ -11,6 +11,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod hooks;
 pub mod mounts;
 pub mod namespaces;
 pub mod network;
@@ -37,6 +38,9 @@ pub enum Error {
     /// A bundle's config.json cannot be used.
     #[error(transparent)]
     Bundle(#[from] config::bundle::BundleError),
+    /// An OCI hook failed.
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
     /// A container command that does not fit the container's state.
     #[error("{0}")]
     Container(String),

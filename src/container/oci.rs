@@ -173,6 +173,30 @@ fn create_in(dir: &StateDir, opts: &CreateOptions, options: &RunOptions) -> Resu
     let launched = launch(&spec, &plan, options, &current_mask())?;
     drop(listener);
 
+    match record(dir, opts, &spec, &launched, bundle) {
+        Ok(saved) => Ok(Created {
+            launched,
+            saved,
+            spec,
+        }),
+        Err(e) => {
+            // The container must not outlive a failed create.
+            let _ = launched.sandbox.signal(libc::SIGKILL);
+            let _ = launched.sandbox.wait();
+            Err(e)
+        }
+    }
+}
+
+/// The steps of `create` after the container's process waits: hand out
+/// the terminal, run the create-time hooks, record the state.
+fn record(
+    dir: &StateDir,
+    opts: &CreateOptions,
+    spec: &Spec,
+    launched: &Launched,
+    bundle: PathBuf,
+) -> Result<Saved, Error> {
     if let (Some(master), Some(path)) = (&launched.terminal, &opts.console_socket) {
         send_console(path, master)?;
     }
@@ -195,16 +219,35 @@ fn create_in(dir: &StateDir, opts: &CreateOptions, options: &RunOptions) -> Resu
         owner: nix::unistd::geteuid().as_raw(),
         cgroup: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
         annotations: spec.annotations().clone().unwrap_or_default(),
+        hooks: spec.hooks().clone(),
     };
+    let state = state_value(&saved, Status::Creating).to_string();
+    if let Some(hooks) = spec.hooks() {
+        // prestart is deprecated in favour of createRuntime; both run here,
+        // in the runtime's namespaces, in that order.
+        crate::hooks::run(
+            "prestart",
+            hooks.prestart().as_deref().unwrap_or_default(),
+            &state,
+        )?;
+        crate::hooks::run(
+            "createRuntime",
+            hooks.create_runtime().as_deref().unwrap_or_default(),
+            &state,
+        )?;
+        if hooks
+            .create_container()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        {
+            launched.sandbox.run_create_container_hooks(&state)?;
+        }
+    }
     dir.write(&saved)?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;
     }
-    Ok(Created {
-        launched,
-        saved,
-        spec,
-    })
+    Ok(saved)
 }
 
 /// `create`: sets the container up and leaves its process waiting for
@@ -245,17 +288,36 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
         Status::Created => {}
         status => return Err(wrong_state(id, status, "start")),
     }
-    let result = process::start_created(&dir.start_socket());
+    let state = state_value(&saved, Status::Created).to_string();
+    let result = process::start_created(&dir.start_socket(), &state);
     let _ = std::fs::remove_file(dir.start_socket());
     result?;
     info!(container_id = id, pid = saved.pid, "container started");
+    run_post_hooks("poststart", &saved, Status::Running);
     Ok(())
+}
+
+/// Runs poststart or poststop hooks. Their failure does not undo the
+/// operation (runtime-spec `config.md`): it is logged as a warning.
+fn run_post_hooks(kind: &'static str, saved: &Saved, status: Status) {
+    let hooks = saved.hooks.as_ref().and_then(|h| match kind {
+        "poststart" => h.poststart().clone(),
+        _ => h.poststop().clone(),
+    });
+    if let Some(hooks) = hooks {
+        if let Err(e) = crate::hooks::run(kind, &hooks, &state_value(saved, status).to_string()) {
+            tracing::warn!(container_id = %saved.id, "{e}");
+        }
+    }
 }
 
 /// The state JSON of runtime-spec `runtime.md` ("State"), plus the fields
 /// runc adds (rootfs, created, owner).
 fn state_json(dir: &StateDir, saved: &Saved) -> serde_json::Value {
-    let status = dir.status(saved);
+    state_value(saved, dir.status(saved))
+}
+
+fn state_value(saved: &Saved, status: Status) -> serde_json::Value {
     json!({
         "ociVersion": OCI_VERSION,
         "id": saved.id,
@@ -403,6 +465,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
     if let Some(cgroup) = cgroup_of(&saved) {
         cgroup.destroy()?;
     }
+    run_post_hooks("poststop", &saved, Status::Stopped);
     dir.remove()?;
     debug!(container_id = id, "container deleted");
     Ok(())
@@ -493,7 +556,8 @@ pub fn run(
             return Err(e);
         }
     };
-    let started = process::start_created(&dir.start_socket());
+    let state = state_value(&created.saved, Status::Created).to_string();
+    let started = process::start_created(&dir.start_socket(), &state);
     let _ = std::fs::remove_file(dir.start_socket());
     if let Err(e) = started {
         let Created { launched, .. } = created;
@@ -503,11 +567,16 @@ pub fn run(
         let _ = dir.remove();
         return Err(e.into());
     }
+    run_post_hooks("poststart", &created.saved, Status::Running);
     if detach {
         created.launched.cgroup.keep();
         return Ok(None);
     }
-    let Created { launched, spec, .. } = created;
+    let Created {
+        launched,
+        spec,
+        saved,
+    } = created;
     let Launched {
         sandbox,
         mut cgroup,
@@ -523,6 +592,7 @@ pub fn run(
     let ended = supervise(&sandbox, &mut signals, relay, None)?;
     let exit = classify(ended, cgroup.get(), &spec);
     cgroup.remove()?;
+    run_post_hooks("poststop", &saved, Status::Stopped);
     dir.remove()?;
     Ok(Some(exit))
 }

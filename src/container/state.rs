@@ -122,6 +122,9 @@ pub struct Saved {
     /// The config's annotations.
     #[serde(default)]
     pub annotations: std::collections::HashMap<String, String>,
+    /// The config's hooks, for those that run after `create` returned.
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// Checks a container id: it becomes a directory name, so no `/`, no `.`
@@ -412,6 +415,7 @@ mod tests {
             owner: 0,
             cgroup: None,
             annotations: Default::default(),
+            hooks: None,
         };
         dir.write(&saved).unwrap();
         assert_eq!(dir.read().unwrap().bundle, Path::new("/b"));

@@ -17,6 +17,7 @@ const STEP: u8 = b'S';
 const ERROR: u8 = b'E';
 const TERMINAL: u8 = b'T';
 const READY: u8 = b'R';
+const STATE: u8 = b'J';
 
 /// A failure in the child, as reported over the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,40 @@ impl Channel {
     /// same messages.
     pub fn from_fd(fd: OwnedFd) -> Self {
         Channel { fd }
+    }
+
+    /// Sends the container's state JSON (for hooks that run inside it).
+    ///
+    /// # Errors
+    ///
+    /// send(2)'s error.
+    pub fn send_state(&self, state: &str) -> io::Result<()> {
+        let mut msg = vec![STATE];
+        msg.extend_from_slice(state.as_bytes());
+        self.send_raw(&msg)
+    }
+
+    /// Receives the state JSON sent with [`Channel::send_state`].
+    ///
+    /// # Errors
+    ///
+    /// recv(2)'s error, or another message or end of file instead.
+    pub fn recv_state(&self) -> io::Result<String> {
+        use std::os::fd::AsRawFd;
+        let mut buf = vec![0u8; 65536];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 || buf[0] != STATE {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the runtime sent no container state",
+            ));
+        }
+        Ok(String::from_utf8_lossy(&buf[1..n]).into_owned())
     }
 
     /// Child: says that setup is complete and it now waits for `start`.

@@ -193,7 +193,23 @@ fn setup_and_exec(
     // accept(2) cannot keep the container from starting.
     if let Some(listener) = plan.start_socket {
         channel.send_ready();
-        *starter = Some(wait_for_start(listener)?);
+        if !plan.create_container_hooks.is_empty() {
+            let state = channel
+                .recv_state()
+                .in_step("receive the container state")?;
+            crate::hooks::run("createContainer", &plan.create_container_hooks, &state)
+                .in_step("run createContainer hooks")?;
+            channel.send_ready();
+        }
+        let start = wait_for_start(listener)?;
+        // `start` always sends the state; reading it even when no hook
+        // needs it keeps the connection from being reset on exec.
+        let state = start.recv_state().in_step("receive the container state")?;
+        if !plan.start_container_hooks.is_empty() {
+            crate::hooks::run("startContainer", &plan.start_container_hooks, &state)
+                .in_step("run startContainer hooks")?;
+        }
+        *starter = Some(start);
     }
 
     // Last but exec: the filter must allow everything above. The init (if

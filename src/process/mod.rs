@@ -131,7 +131,7 @@ pub fn spawn(
 ///
 /// The connection failing, or the exec (or anything after the wait)
 /// failing in the container.
-pub fn start_created(path: &std::path::Path) -> Result<(), ProcessError> {
+pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessError> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
     let fd = socket(
         AddressFamily::Unix,
@@ -143,6 +143,7 @@ pub fn start_created(path: &std::path::Path) -> Result<(), ProcessError> {
     let addr = UnixAddr::new(path).map_err(|e| ProcessError::Channel(e.into()))?;
     connect(fd.as_raw_fd(), &addr).map_err(|e| ProcessError::Channel(e.into()))?;
     let channel = Channel::from_fd(fd);
+    channel.send_state(state).map_err(ProcessError::Channel)?;
     loop {
         match channel.read_report().map_err(ProcessError::Channel)? {
             Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
@@ -170,6 +171,31 @@ impl Sandbox {
                 Report::Terminal(master) => terminal = Some(master),
                 Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
                 Report::Ready | Report::Closed => return Ok(terminal),
+            }
+        }
+    }
+
+    /// Hands the container's state to its createContainer hooks and waits
+    /// until they have run.
+    ///
+    /// # Errors
+    ///
+    /// The channel failing, or a hook failing in the container.
+    pub fn run_create_container_hooks(&self, state: &str) -> Result<(), ProcessError> {
+        self.channel
+            .send_state(state)
+            .map_err(ProcessError::Channel)?;
+        loop {
+            match self.channel.read_report().map_err(ProcessError::Channel)? {
+                Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
+                Report::Ready => return Ok(()),
+                Report::Closed => {
+                    return Err(ProcessError::Channel(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the container exited while running its createContainer hooks",
+                    )))
+                }
+                Report::Step(_) | Report::Terminal(_) => {}
             }
         }
     }

@@ -73,6 +73,10 @@ pub struct ChildPlan {
     /// the seccomp filter and exec, reports ready, and waits for `start` to
     /// connect (the create/start split of the runtime-spec).
     pub start_socket: Option<RawFd>,
+    /// createContainer hooks, run inside the container once it is set up.
+    pub create_container_hooks: Vec<oci_spec::runtime::Hook>,
+    /// startContainer hooks, run inside the container when `start` comes.
+    pub start_container_hooks: Vec<oci_spec::runtime::Hook>,
     /// Set PR_SET_PDEATHSIG so the sandbox dies with the runtime; off for a
     /// container that must outlive `create`.
     pub die_with_runtime: bool,
@@ -174,6 +178,16 @@ impl ChildPlan {
             terminal: process.terminal().unwrap_or(false),
             trace_steps: tracing::enabled!(tracing::Level::DEBUG),
             start_socket: None,
+            create_container_hooks: spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.create_container().clone())
+                .unwrap_or_default(),
+            start_container_hooks: spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.start_container().clone())
+                .unwrap_or_default(),
             die_with_runtime: true,
         })
     }
