@@ -108,6 +108,17 @@ pub enum MountKind {
         /// Whether submounts come along (rbind).
         recursive: bool,
     },
+    /// The container's view of its cgroups (a `cgroup` mount): cgroup2 on
+    /// a unified host; on a v1 host a tmpfs holding one cgroup mount per
+    /// hierarchy (and the unified one of a hybrid host). Mounted inside the
+    /// cgroup namespace, each shows the container's cgroup as its root.
+    Cgroup {
+        /// `(directory, controllers)` of each v1 hierarchy; empty on v2.
+        v1: Vec<(String, String)>,
+        /// Whether a cgroup2 mount belongs at the root (v2) or, beside v1
+        /// hierarchies, at `unified/` (hybrid).
+        unified: bool,
+    },
     /// A new filesystem instance (tmpfs, proc, sysfs, devpts, mqueue).
     Filesystem {
         /// The filesystem type.
@@ -309,6 +320,8 @@ impl MountPlan {
                 source: resolved,
                 recursive: false,
             }
+        } else if fstype == "cgroup" || fstype == "cgroup2" {
+            cgroup_view(&destination)?
         } else {
             MountKind::Filesystem {
                 fstype,
@@ -402,6 +415,87 @@ impl MountPlan {
             }
         }
     }
+}
+
+/// What a `cgroup` mount shows, from the host's cgroup layout.
+fn cgroup_view(destination: &Path) -> Result<MountKind, MountError> {
+    let layout = crate::cgroups::Layout::detect().map_err(|e| MountError::Syscall {
+        op: format!(
+            "find the cgroup hierarchies for the mount at /{} ({e}); mount",
+            destination.display()
+        ),
+        target: destination.to_path_buf(),
+        source: io::Error::from_raw_os_error(libc::ENOENT),
+    })?;
+    let v1 = layout
+        .v1_hierarchies()
+        .iter()
+        .filter_map(|h| {
+            let dir = h.mount.file_name()?.to_string_lossy().into_owned();
+            Some((dir, h.controllers.join(",")))
+        })
+        .collect();
+    Ok(MountKind::Cgroup {
+        v1,
+        unified: layout.unified_root().is_some(),
+    })
+}
+
+/// Mounts the container's cgroup view at `target` (see [`MountKind::Cgroup`]).
+fn mount_cgroup_view(
+    root: &OwnedFd,
+    step: &MountStep,
+    v1: &[(String, String)],
+    unified: bool,
+) -> Result<(), MountError> {
+    let shown = Path::new("/").join(&step.destination);
+    let flags = step.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let target = open_in_root(root, &step.destination, Create::Directory)?;
+    if v1.is_empty() {
+        return mount(
+            Some("cgroup2"),
+            &fd_path(&target),
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| syscall_err("mount cgroup2 on", &shown)(errno(e)));
+    }
+    // The tmpfs that holds one directory per hierarchy stays writable until
+    // they exist, then takes the mount's read-only flag.
+    let tmpfs_flags = flags - MsFlags::MS_RDONLY;
+    mount(
+        Some("cgroup"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=755"),
+    )
+    .map_err(|e| syscall_err("mount tmpfs for cgroups on", &shown)(errno(e)))?;
+    let mut hierarchies: Vec<(&str, &str, &str)> = v1
+        .iter()
+        .map(|(d, c)| (d.as_str(), "cgroup", c.as_str()))
+        .collect();
+    if unified {
+        hierarchies.push(("unified", "cgroup2", ""));
+    }
+    for (dir, fstype, controllers) in hierarchies {
+        let rel = step.destination.join(dir);
+        let sub = open_in_root(root, &rel, Create::Directory)?;
+        let data = (!controllers.is_empty()).then_some(controllers);
+        mount(Some("cgroup"), &fd_path(&sub), Some(fstype), flags, data).map_err(|e| {
+            syscall_err(
+                format!("mount {fstype} ({controllers}) on"),
+                Path::new("/").join(&rel),
+            )(errno(e))
+        })?;
+    }
+    if step.flags.contains(MsFlags::MS_RDONLY) {
+        let mounted = open_in_root(root, &step.destination, Create::Nothing)?;
+        sys::mount_setattr(&cstring(&fd_path(&mounted)), mount_attr::RDONLY, false)
+            .map_err(syscall_err("make read-only", &shown))?;
+    }
+    Ok(())
 }
 
 /// The host path `p` as seen from inside the scratch root.
@@ -544,6 +638,10 @@ fn mount_step(root: &OwnedFd, step: &MountStep) -> Result<(), MountError> {
     let target_path = fd_path(&target);
 
     match &step.kind {
+        MountKind::Cgroup { v1, unified } => {
+            drop(target);
+            mount_cgroup_view(root, step, v1, *unified)?;
+        }
         MountKind::Bind { source, recursive } => {
             let mut flags = MsFlags::MS_BIND;
             if *recursive {

@@ -144,6 +144,15 @@ impl Layout {
         Ok(Layout { kind, fake: false })
     }
 
+    /// The v1 hierarchies sunaba knows the controllers of (none on a pure
+    /// cgroup2 host).
+    pub fn v1_hierarchies(&self) -> &[V1Hierarchy] {
+        match &self.kind {
+            LayoutKind::Unified { .. } => &[],
+            LayoutKind::Legacy { hierarchies, .. } => hierarchies,
+        }
+    }
+
     /// A pure cgroup2 layout rooted at `root`, a plain directory standing in
     /// for cgroupfs in tests: writes create the files a real cgroupfs would
     /// already have, and removal is recursive.

@@ -172,6 +172,16 @@ fn setup_and_exec(
         ),
     })?;
 
+    // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, which
+    // is about to go: install it now, as runc does, and rely on the profile
+    // to allow the few calls left before exec (capset, setuid, accept).
+    // With no_new_privs it waits until just before exec.
+    let early_seccomp = !plan.no_new_privs;
+    if early_seccomp {
+        step("install seccomp filter");
+        plan.seccomp.install().in_step("install seccomp filter")?;
+    }
+
     // The bounding set needs CAP_SETPCAP, which the user switch may take away.
     step("drop bounding capabilities");
     plan.capabilities
@@ -215,8 +225,10 @@ fn setup_and_exec(
     // Last but exec: the filter must allow everything above. The init (if
     // any) is filtered too, so the program cannot escape the filter by
     // tampering with an unfiltered parent.
-    step("install seccomp filter");
-    plan.seccomp.install().in_step("install seccomp filter")?;
+    if !early_seccomp {
+        step("install seccomp filter");
+        plan.seccomp.install().in_step("install seccomp filter")?;
+    }
 
     if plan.init {
         init::fork_init(channel).map_err(|e| StepError {
