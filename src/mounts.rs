@@ -113,11 +113,12 @@ pub enum MountKind {
     /// hierarchy (and the unified one of a hybrid host). Mounted inside the
     /// cgroup namespace, each shows the container's cgroup as its root.
     Cgroup {
-        /// `(directory, controllers)` of each v1 hierarchy; empty on v2.
-        v1: Vec<(String, String)>,
-        /// Whether a cgroup2 mount belongs at the root (v2) or, beside v1
-        /// hierarchies, at `unified/` (hybrid).
-        unified: bool,
+        /// Each v1 hierarchy: its directory name, its controllers and
+        /// where the host mounts it; empty on v2.
+        v1: Vec<(String, String, PathBuf)>,
+        /// Where the host mounts cgroup2: the view's root (v2) or, beside
+        /// v1 hierarchies, its `unified/` (hybrid).
+        unified: Option<PathBuf>,
     },
     /// A new filesystem instance (tmpfs, proc, sysfs, devpts, mqueue).
     Filesystem {
@@ -145,6 +146,9 @@ pub struct MountStep {
     pub propagation: Option<MsFlags>,
     /// Whether the source is a file, so the mountpoint is a file too.
     pub file: bool,
+    /// Copy what the directory held into the new tmpfs (`tmpcopyup`, a
+    /// runc extension podman uses for the tmpfs of `--read-only`).
+    pub copy_up: bool,
 }
 
 /// Where the root comes from.
@@ -171,6 +175,9 @@ pub struct MountPlan {
     pub readonly: Vec<PathBuf>,
     /// Whether `/dev` is a tmpfs to fill with the default devices.
     pub populate_dev: bool,
+    /// Whether the sandbox has a cgroup namespace of its own, which decides
+    /// how a `cgroup` mount is made.
+    pub cgroup_namespace: bool,
 }
 
 /// Turns an absolute sandbox path into a path relative to the root,
@@ -211,6 +218,10 @@ fn parse_options(step: &mut MountStep, options: &[String]) -> Result<Vec<String>
             }
             "rw" | "suid" | "dev" | "exec" | "bind" | "relatime" | "norelatime" | "strictatime"
             | "noatime" | "atime" | "async" | "sync" => (MsFlags::empty(), 0),
+            "tmpcopyup" if !is_bind => {
+                step.copy_up = true;
+                (MsFlags::empty(), 0)
+            }
             "rbind" => {
                 if let MountKind::Bind { recursive, .. } = &mut step.kind {
                     *recursive = true;
@@ -302,6 +313,14 @@ impl MountPlan {
             masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
             populate_dev,
+            cgroup_namespace: linux
+                .and_then(|l| l.namespaces().as_ref())
+                .is_some_and(|ns| {
+                    ns.iter().any(|n| {
+                        n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup
+                            && n.path().is_none()
+                    })
+                }),
         })
     }
 
@@ -337,6 +356,7 @@ impl MountPlan {
             recursive_attrs: false,
             propagation: None,
             file,
+            copy_up: false,
         };
         let data = parse_options(&mut step, &options)?;
         if let MountKind::Filesystem { data: d, .. } = &mut step.kind {
@@ -367,7 +387,7 @@ impl MountPlan {
         self.build_root()?;
         let root = open_root()?;
         for step in &self.mounts {
-            mount_step(&root, step)?;
+            mount_step(&root, step, self.cgroup_namespace)?;
         }
         if self.populate_dev {
             populate_dev(&root)?;
@@ -432,65 +452,115 @@ fn cgroup_view(destination: &Path) -> Result<MountKind, MountError> {
         .iter()
         .filter_map(|h| {
             let dir = h.mount.file_name()?.to_string_lossy().into_owned();
-            Some((dir, h.controllers.join(",")))
+            Some((dir, h.controllers.join(","), h.mount.clone()))
         })
         .collect();
     Ok(MountKind::Cgroup {
         v1,
-        unified: layout.unified_root().is_some(),
+        unified: layout.unified_root().map(Path::to_path_buf),
     })
 }
 
-/// Mounts the container's cgroup view at `target` (see [`MountKind::Cgroup`]).
+/// The cgroup path of this process in the hierarchy with `controllers`
+/// (`""` for cgroup2), from /proc/self/cgroup.
+fn own_cgroup(controllers: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(old_root_path(Path::new("/proc/self/cgroup"))).ok()?;
+    let mut wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
+    wanted.sort_unstable();
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut have: Vec<&str> = list.split(',').filter(|c| !c.is_empty()).collect();
+        have.sort_unstable();
+        (have == wanted).then(|| PathBuf::from(path.trim_start_matches('/')))
+    })
+}
+
+/// Mounts the container's cgroup view (see [`MountKind::Cgroup`]). In a
+/// cgroup namespace each hierarchy is mounted afresh and shows the
+/// container's cgroup as its root; without one, the container's own cgroup
+/// directories are bound instead, so it never sees the host's tree.
 fn mount_cgroup_view(
     root: &OwnedFd,
     step: &MountStep,
-    v1: &[(String, String)],
-    unified: bool,
+    v1: &[(String, String, PathBuf)],
+    unified: Option<&Path>,
+    namespaced: bool,
 ) -> Result<(), MountError> {
     let shown = Path::new("/").join(&step.destination);
     let flags = step.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let target = open_in_root(root, &step.destination, Create::Directory)?;
-    if v1.is_empty() {
-        return mount(
-            Some("cgroup2"),
+    let read_only = step.flags.contains(MsFlags::MS_RDONLY);
+
+    // One hierarchy onto `rel`: a fresh mount in the namespace, else a bind
+    // of the container's own cgroup directory.
+    let attach = |rel: &Path,
+                  fstype: &str,
+                  controllers: &str,
+                  host_mount: &Path|
+     -> Result<(), MountError> {
+        let shown = Path::new("/").join(rel);
+        let target = open_in_root(root, rel, Create::Directory)?;
+        if namespaced {
+            let data = (!controllers.is_empty()).then_some(controllers);
+            return mount(Some("cgroup"), &fd_path(&target), Some(fstype), flags, data).map_err(
+                |e| syscall_err(format!("mount {fstype} ({controllers}) on"), &shown)(errno(e)),
+            );
+        }
+        let own = own_cgroup(controllers).ok_or_else(|| MountError::Syscall {
+            op: format!("find the container's {fstype} cgroup ({controllers}) for"),
+            target: shown.clone(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        })?;
+        let source = old_root_path(&host_mount.join(own));
+        mount(
+            Some(&source),
             &fd_path(&target),
-            Some("cgroup2"),
-            flags,
+            None::<&str>,
+            MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| syscall_err("mount cgroup2 on", &shown)(errno(e)));
+        .map_err(|e| {
+            syscall_err(format!("bind-mount {} onto", source.display()), &shown)(errno(e))
+        })?;
+        if read_only {
+            let mounted = open_in_root(root, rel, Create::Nothing)?;
+            sys::mount_setattr(&cstring(&fd_path(&mounted)), mount_attr::RDONLY, false)
+                .map_err(syscall_err("make read-only", &shown))?;
+        }
+        Ok(())
+    };
+
+    if v1.is_empty() {
+        return attach(
+            &step.destination,
+            "cgroup2",
+            "",
+            unified.unwrap_or(Path::new("/sys/fs/cgroup")),
+        );
     }
     // The tmpfs that holds one directory per hierarchy stays writable until
     // they exist, then takes the mount's read-only flag.
-    let tmpfs_flags = flags - MsFlags::MS_RDONLY;
+    let target = open_in_root(root, &step.destination, Create::Directory)?;
     mount(
         Some("cgroup"),
         &fd_path(&target),
         Some("tmpfs"),
-        tmpfs_flags,
+        flags - MsFlags::MS_RDONLY,
         Some("mode=755"),
     )
     .map_err(|e| syscall_err("mount tmpfs for cgroups on", &shown)(errno(e)))?;
-    let mut hierarchies: Vec<(&str, &str, &str)> = v1
-        .iter()
-        .map(|(d, c)| (d.as_str(), "cgroup", c.as_str()))
-        .collect();
-    if unified {
-        hierarchies.push(("unified", "cgroup2", ""));
+    for (dir, controllers, host_mount) in v1 {
+        attach(
+            &step.destination.join(dir),
+            "cgroup",
+            controllers,
+            host_mount,
+        )?;
     }
-    for (dir, fstype, controllers) in hierarchies {
-        let rel = step.destination.join(dir);
-        let sub = open_in_root(root, &rel, Create::Directory)?;
-        let data = (!controllers.is_empty()).then_some(controllers);
-        mount(Some("cgroup"), &fd_path(&sub), Some(fstype), flags, data).map_err(|e| {
-            syscall_err(
-                format!("mount {fstype} ({controllers}) on"),
-                Path::new("/").join(&rel),
-            )(errno(e))
-        })?;
+    if let Some(host_mount) = unified {
+        attach(&step.destination.join("unified"), "cgroup2", "", host_mount)?;
     }
-    if step.flags.contains(MsFlags::MS_RDONLY) {
+    if read_only {
         let mounted = open_in_root(root, &step.destination, Create::Nothing)?;
         sys::mount_setattr(&cstring(&fd_path(&mounted)), mount_attr::RDONLY, false)
             .map_err(syscall_err("make read-only", &shown))?;
@@ -627,7 +697,7 @@ fn cstring(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-fn mount_step(root: &OwnedFd, step: &MountStep) -> Result<(), MountError> {
+fn mount_step(root: &OwnedFd, step: &MountStep, cgroup_namespace: bool) -> Result<(), MountError> {
     let shown = Path::new("/").join(&step.destination);
     let create = if step.file {
         Create::File
@@ -640,7 +710,7 @@ fn mount_step(root: &OwnedFd, step: &MountStep) -> Result<(), MountError> {
     match &step.kind {
         MountKind::Cgroup { v1, unified } => {
             drop(target);
-            mount_cgroup_view(root, step, v1, *unified)?;
+            mount_cgroup_view(root, step, v1, unified.as_deref(), cgroup_namespace)?;
         }
         MountKind::Bind { source, recursive } => {
             let mut flags = MsFlags::MS_BIND;
@@ -676,6 +746,14 @@ fn mount_step(root: &OwnedFd, step: &MountStep) -> Result<(), MountError> {
                 data,
             )
             .map_err(|e| syscall_err(format!("mount {fstype} on"), &shown)(errno(e)))?;
+            if step.copy_up {
+                // `target` still names the directory under the new mount.
+                let mounted = open_in_root(root, &step.destination, Create::Nothing)?;
+                copy_tree(&target_path, &fd_path(&mounted)).map_err(syscall_err(
+                    "copy the directory's contents into the tmpfs at",
+                    &shown,
+                ))?;
+            }
         }
     }
 
@@ -689,6 +767,32 @@ fn mount_step(root: &OwnedFd, step: &MountStep) -> Result<(), MountError> {
             None::<&str>,
         )
         .map_err(|e| syscall_err("set propagation of", &shown)(errno(e)))?;
+    }
+    Ok(())
+}
+
+/// Copies the directory tree at `from` into `to`: directories, regular
+/// files and symlinks, with their modes and owners.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&src)?;
+        if meta.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if meta.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+        if !meta.file_type().is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode()))?;
+        }
     }
     Ok(())
 }
@@ -830,6 +934,7 @@ mod tests {
             recursive_attrs: false,
             propagation: None,
             file: false,
+            copy_up: false,
         }
     }
 
