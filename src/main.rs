@@ -97,6 +97,7 @@ fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
         Command::Kill(args) => lifecycle::kill(&root, args).map(|()| None),
         Command::Delete(args) => oci::delete(&root, &args.id, args.force).map(|()| None),
         Command::List(args) => Ok(print(lifecycle::list(&root, args))),
+        Command::Exec(args) => lifecycle::exec(&root, args),
         Command::Ps(args) => {
             oci::ps(&root, &args.id, args.format == lifecycle::Format::Json).map(print)
         }

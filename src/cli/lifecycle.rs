@@ -142,3 +142,66 @@ pub fn list(root: &Path, args: &ListArgs) -> String {
     }
     oci::list(root, args.format == Format::Json)
 }
+
+/// `exec [--process F] [-t] [--cwd DIR] [-e VAR] [-u UID[:GID]] [-d] ID [COMMAND...]`.
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// A runtime-spec process JSON file to run instead of COMMAND.
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Give the process a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Working directory inside the container.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable, NAME=VALUE.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Run as a numeric user: UID, or UID:GID.
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<crate::config::values::UserSpec>,
+    /// Add a capability to the process's sets.
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub caps: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Return once the process runs.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket that receives the master of the process's terminal.
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// The container id.
+    pub id: String,
+    /// The program and its arguments.
+    #[arg(allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs `exec`.
+///
+/// # Errors
+///
+/// As [`oci::exec`].
+pub fn exec(root: &Path, args: &ExecArgs) -> Result<Option<crate::container::Exit>, Error> {
+    let opts = oci::ExecOptions {
+        process: args.process.clone(),
+        args: args.command.clone(),
+        tty: args.tty,
+        cwd: args.cwd.clone(),
+        env: args.env.clone(),
+        user: args.user.map(|u| (u.uid, u.gid)),
+        caps: args.caps.clone(),
+        no_new_privs: args.no_new_privs,
+        detach: args.detach,
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+    };
+    oci::exec(root, &args.id, &opts)
+}

@@ -87,6 +87,8 @@ pub enum Command {
     List(lifecycle::ListArgs),
     /// List a container's processes.
     Ps(lifecycle::PsArgs),
+    /// Run another process in a running container.
+    Exec(lifecycle::ExecArgs),
     /// Write a default config.json for a bundle.
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as runtime-spec features JSON.

@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 use serde_json::json;
 use tracing::{debug, info};
 
-use super::run::{classify, launch, supervise, Launched};
+use super::run::{classify, launch, open_dir, supervise, Launched};
 use super::signals::Signals;
 use super::state::{list_ids, process_start_time, Saved, StateDir, Status};
 use super::terminal::Relay;
@@ -220,6 +220,7 @@ fn record(
         cgroup: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
         annotations: spec.annotations().clone().unwrap_or_default(),
         hooks: spec.hooks().clone(),
+        config: Some(spec.clone()),
     };
     let state = state_value(&saved, Status::Creating).to_string();
     if let Some(hooks) = spec.hooks() {
@@ -581,6 +582,7 @@ pub fn run(
         sandbox,
         mut cgroup,
         terminal,
+        ..
     } = launched;
     // With --console-socket the terminal went to its owner; without one
     // the relay serves the caller's terminal.
@@ -595,6 +597,218 @@ pub fn run(
     run_post_hooks("poststop", &saved, Status::Stopped);
     dir.remove()?;
     Ok(Some(exit))
+}
+
+/// Options of `exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// A process.json to run instead of the arguments.
+    pub process: Option<PathBuf>,
+    /// The program and its arguments.
+    pub args: Vec<String>,
+    /// Give the process a pseudo-terminal.
+    pub tty: bool,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables, NAME=VALUE.
+    pub env: Vec<String>,
+    /// uid and gid.
+    pub user: Option<(u32, u32)>,
+    /// Extra capabilities.
+    pub caps: Vec<String>,
+    /// Set no_new_privs.
+    pub no_new_privs: bool,
+    /// Return once the process runs.
+    pub detach: bool,
+    /// Where to write the process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// The unix socket that receives the terminal's master.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// The namespaces `exec` joins, in the order it joins them: the user
+/// namespace first (it grants the rights for the others), the mount
+/// namespace last (the others are opened through the runtime's /proc).
+const JOIN_ORDER: &[(oci_spec::runtime::LinuxNamespaceType, &str)] = {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    &[
+        (T::User, "user"),
+        (T::Ipc, "ipc"),
+        (T::Uts, "uts"),
+        (T::Network, "net"),
+        (T::Pid, "pid"),
+        (T::Cgroup, "cgroup"),
+        (T::Mount, "mnt"),
+    ]
+};
+
+fn exec_process(base: &Spec, opts: &ExecOptions) -> Result<oci_spec::runtime::Process, Error> {
+    if let Some(path) = &opts.process {
+        let text = std::fs::read(path).map_err(|e| Error::Io {
+            what: format!("read {}", path.display()),
+            source: e,
+        })?;
+        return serde_json::from_slice(&text).map_err(|e| {
+            invalid(format!(
+                "{}: not a runtime-spec process: {e}",
+                path.display()
+            ))
+        });
+    }
+    if opts.args.is_empty() {
+        return Err(invalid("exec needs a command, or --process FILE"));
+    }
+    let mut process = base.process().clone().unwrap_or_default();
+    process.set_args(Some(opts.args.clone()));
+    process.set_terminal(Some(opts.tty));
+    if let Some(cwd) = &opts.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    for var in &opts.env {
+        let name = var.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(name));
+        env.push(var.clone());
+    }
+    process.set_env(Some(env));
+    if let Some((uid, gid)) = opts.user {
+        let mut user = process.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid);
+        process.set_user(user);
+    }
+    if opts.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if !opts.caps.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<oci_spec::runtime::Capabilities, Error> {
+            let mut set = set.unwrap_or_default();
+            for name in &opts.caps {
+                set.insert(crate::capabilities::parse_capability(name).map_err(|e| invalid(e.to_string()))?);
+            }
+            Ok(set)
+        };
+        caps.set_bounding(Some(add(caps.bounding().clone())?));
+        caps.set_effective(Some(add(caps.effective().clone())?));
+        caps.set_permitted(Some(add(caps.permitted().clone())?));
+        process.set_capabilities(Some(caps));
+    }
+    Ok(process)
+}
+
+/// `exec`: runs another process in a running container: its namespaces,
+/// cgroup, capabilities, no_new_privs and seccomp filter. Unless `detach`,
+/// waits for it and returns how it ended.
+///
+/// # Errors
+///
+/// No such container, one that is not running, a bad process, or the
+/// process failing to start.
+pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    let status = dir.status(&saved);
+    if status != Status::Running {
+        return Err(wrong_state(id, status, "exec in"));
+    }
+    let base = saved.config.clone().ok_or_else(|| {
+        invalid(format!(
+            "container {id:?} was created without a recorded config"
+        ))
+    })?;
+    let process = exec_process(&base, opts)?;
+    if process.terminal().unwrap_or(false)
+        && opts.console_socket.is_none()
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(invalid(
+            "exec --tty needs a terminal on stdin or a --console-socket",
+        ));
+    }
+    let mut spec = base.clone();
+    spec.set_process(Some(process));
+
+    let mut namespaces = Vec::new();
+    let configured = base
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for (kind, name) in JOIN_ORDER {
+        if configured.iter().any(|n| n.typ() == *kind) {
+            let path = format!("/proc/{}/ns/{name}", saved.pid);
+            let fd = std::fs::File::open(&path).map_err(|e| Error::Io {
+                what: format!("open {path}"),
+                source: e,
+            })?;
+            namespaces.push((OwnedFd::from(fd), *name));
+        }
+    }
+
+    let mut plan = ChildPlan::from_spec(&spec, false)?;
+    plan.namespaces = crate::namespaces::NamespaceSet::default();
+    plan.mounts = None;
+    plan.hostname = None;
+    plan.domainname = None;
+    plan.sysctls.clear();
+    plan.oom_score_adj = None;
+    plan.rlimits.clear();
+    plan.create_container_hooks.clear();
+    plan.start_container_hooks.clear();
+    plan.die_with_runtime = !opts.detach;
+    plan.join = namespaces
+        .iter()
+        .map(|(fd, name)| (fd.as_raw_fd(), *name))
+        .collect();
+
+    let mut signals = Signals::block().map_err(|e| Error::Io {
+        what: "block signals".into(),
+        source: e,
+    })?;
+    let cgroup = cgroup_of(&saved);
+    let cgroup_fd = cgroup
+        .as_ref()
+        .and_then(Cgroup::unified_dir)
+        .map(open_dir)
+        .transpose()?;
+    let sandbox = process::spawn(
+        &plan,
+        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+        &signals.saved_mask(),
+    )?;
+    drop(namespaces);
+    let started = (|| -> Result<process::Started, Error> {
+        if let (Some(cgroup), None) = (&cgroup, &cgroup_fd) {
+            cgroup.add_process(sandbox.pid)?;
+        }
+        Ok(sandbox.start(|step| debug!(step, "exec setup step"))?)
+    })();
+    let started = match started {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = sandbox.signal(libc::SIGKILL);
+            let _ = sandbox.wait();
+            return Err(e);
+        }
+    };
+    let program = started.program.unwrap_or(sandbox.pid);
+    if let (Some(master), Some(path)) = (&started.terminal, &opts.console_socket) {
+        send_console(path, master)?;
+    }
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, program)?;
+    }
+    if opts.detach {
+        return Ok(None);
+    }
+    let relay = if opts.console_socket.is_none() {
+        started.terminal.map(Relay::new)
+    } else {
+        None
+    };
+    let ended = supervise(&sandbox, &mut signals, relay, None)?;
+    Ok(Some(classify(ended, None, &spec)))
 }
 
 #[cfg(test)]

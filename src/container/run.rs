@@ -163,7 +163,7 @@ fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error
     Ok(CgroupGuard(None))
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
+pub(super) fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     rustix::fs::open(
         path,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -197,6 +197,7 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         sandbox,
         mut cgroup,
         terminal,
+        ..
     } = launch(spec, &plan, options, &signals.saved_mask())?;
     let terminal = terminal.map(Relay::new);
     info!(
@@ -271,10 +272,10 @@ pub(super) fn launch(
     );
 
     match start(&sandbox, plan, cgroup.get(), placed_by_clone) {
-        Ok(terminal) => Ok(Launched {
+        Ok(started) => Ok(Launched {
             sandbox,
             cgroup,
-            terminal,
+            terminal: started.terminal,
         }),
         Err(e) => {
             // The child may be waiting for `go` or already gone; either way it
@@ -334,7 +335,7 @@ fn start(
     plan: &ChildPlan,
     cgroup: Option<&Cgroup>,
     placed_by_clone: bool,
-) -> Result<Option<OwnedFd>, Error> {
+) -> Result<process::Started, Error> {
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
         namespaces::write_id_maps(sandbox.pid, &plan.uid_mappings, &plan.gid_mappings, true)
             .map_err(ProcessError::from)?;

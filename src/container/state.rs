@@ -125,6 +125,9 @@ pub struct Saved {
     /// The config's hooks, for those that run after `create` returned.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The whole config, for `exec` (its process is the default one).
+    #[serde(default)]
+    pub config: Option<oci_spec::runtime::Spec>,
 }
 
 /// Checks a container id: it becomes a directory name, so no `/`, no `.`
@@ -416,6 +419,7 @@ mod tests {
             cgroup: None,
             annotations: Default::default(),
             hooks: None,
+            config: None,
         };
         dir.write(&saved).unwrap();
         assert_eq!(dir.read().unwrap().bundle, Path::new("/b"));

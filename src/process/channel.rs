@@ -18,6 +18,7 @@ const ERROR: u8 = b'E';
 const TERMINAL: u8 = b'T';
 const READY: u8 = b'R';
 const STATE: u8 = b'J';
+const PID: u8 = b'P';
 
 /// A failure in the child, as reported over the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,9 @@ pub enum Report {
     Terminal(OwnedFd),
     /// Setup is complete and the child waits for `start`.
     Ready,
+    /// The pid of the program's process, when it is not the first process
+    /// (`exec`: the first one stays outside the joined pid namespace).
+    Program(i32),
     /// The channel closed: the program was executed (or the child died).
     Closed,
 }
@@ -131,6 +135,14 @@ impl Channel {
             ));
         }
         Ok(String::from_utf8_lossy(&buf[1..n]).into_owned())
+    }
+
+    /// Child: tells the pid of the process that will exec the program.
+    pub fn send_program_pid(&self, pid: i32) {
+        let mut msg = vec![PID];
+        msg.extend_from_slice(pid.to_string().as_bytes());
+        // If the parent is gone there is nobody left to tell.
+        let _ = self.send_raw(&msg);
     }
 
     /// Child: says that setup is complete and it now waits for `start`.
@@ -232,6 +244,7 @@ impl Channel {
         Ok(match buf[0] {
             STEP => Report::Step(body),
             READY => Report::Ready,
+            PID => Report::Program(body.parse().unwrap_or_default()),
             _ => {
                 let mut parts = body.splitn(3, '\0');
                 let step = parts.next().unwrap_or_default().to_string();

@@ -101,6 +101,32 @@ fn setup_and_exec(
     // until then we have no usable identity in our user namespace.
     channel.wait_go().in_step("wait for the runtime")?;
 
+    // `exec`: join the container's namespaces. setns(2) into a pid
+    // namespace only places the caller's future children there, so this
+    // process forks and stays behind as a small init for the program:
+    // it passes signals on and exits with the program's status.
+    if !plan.join.is_empty() {
+        for (fd, kind) in &plan.join {
+            step("join namespace");
+            nix::sched::setns(
+                // SAFETY: the runtime opened these descriptors for this
+                // process; they stay open until exec or exit.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) },
+                nix::sched::CloneFlags::empty(),
+            )
+            .map_err(|e| StepError {
+                step: "join namespace",
+                errno: Some(e as i32),
+                message: format!("cannot join the container's {kind} namespace: {}", e.desc()),
+            })?;
+        }
+        init::fork_init(channel, true, plan.die_with_runtime).map_err(|e| StepError {
+            step: "start exec process",
+            errno: e.raw_os_error(),
+            message: format!("cannot fork into the container's pid namespace: {e}"),
+        })?;
+    }
+
     // After placement, so the namespace's root is the sandbox's own cgroup.
     if plan.namespaces.cgroup {
         step("unshare cgroup namespace");
@@ -231,7 +257,7 @@ fn setup_and_exec(
     }
 
     if plan.init {
-        init::fork_init(channel).map_err(|e| StepError {
+        init::fork_init(channel, false, true).map_err(|e| StepError {
             step: "start init",
             errno: e.raw_os_error(),
             message: format!("cannot start the init process: {e}"),

@@ -11,7 +11,7 @@ use crate::sys;
 
 /// Forks: the caller returns in the child, which goes on to exec the
 /// program; the parent becomes the init and never returns.
-pub(super) fn fork_init(channel: &Channel) -> std::io::Result<()> {
+pub(super) fn fork_init(channel: &Channel, report_pid: bool, stay: bool) -> std::io::Result<()> {
     // Block everything first, so no signal can arrive between the fork and
     // the init's first sigwaitinfo; the program restores its own mask.
     // SAFETY: an all-zero sigset_t is a valid set for sigfillset to fill.
@@ -27,8 +27,15 @@ pub(super) fn fork_init(channel: &Channel) -> std::io::Result<()> {
         -1 => Err(std::io::Error::last_os_error()),
         0 => Ok(()),
         program => {
+            if report_pid {
+                channel.send_program_pid(program);
+            }
+            // A detached exec hands the program to the caller's subreaper
+            // (podman's conmon waits for it there) instead of waiting.
+            if !stay {
+                sys::exit_now(0);
+            }
             // The program holds the channel now; its exec closes it.
-            let _ = channel;
             // SAFETY: closing every descriptor above stderr is what an init
             // wants; nothing in this branch uses them again.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };

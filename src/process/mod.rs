@@ -64,6 +64,15 @@ pub enum ProcessError {
     Setup(ChildFailure),
 }
 
+/// What [`Sandbox::start`] learned.
+#[derive(Debug)]
+pub struct Started {
+    /// The master of the program's pseudo-terminal, if it has one.
+    pub terminal: Option<OwnedFd>,
+    /// The program's pid, when it is not the sandbox's first process.
+    pub program: Option<i32>,
+}
+
 /// A running (or starting) sandbox process, seen from the runtime.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -148,7 +157,7 @@ pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessE
         match channel.read_report().map_err(ProcessError::Channel)? {
             Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
             Report::Closed => return Ok(()),
-            Report::Step(_) | Report::Terminal(_) | Report::Ready => {}
+            Report::Step(_) | Report::Terminal(_) | Report::Ready | Report::Program(_) => {}
         }
     }
 }
@@ -162,15 +171,19 @@ impl Sandbox {
     /// # Errors
     ///
     /// The first failed setup step, as the child reported it.
-    pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<Option<OwnedFd>, ProcessError> {
+    pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<Started, ProcessError> {
         self.channel.send_go().map_err(ProcessError::Channel)?;
-        let mut terminal = None;
+        let mut started = Started {
+            terminal: None,
+            program: None,
+        };
         loop {
             match self.channel.read_report().map_err(ProcessError::Channel)? {
                 Report::Step(step) => on_step(&step),
-                Report::Terminal(master) => terminal = Some(master),
+                Report::Terminal(master) => started.terminal = Some(master),
+                Report::Program(pid) => started.program = Some(pid),
                 Report::Failed(failure) => return Err(ProcessError::Setup(failure)),
-                Report::Ready | Report::Closed => return Ok(terminal),
+                Report::Ready | Report::Closed => return Ok(started),
             }
         }
     }
@@ -195,7 +208,7 @@ impl Sandbox {
                         "the container exited while running its createContainer hooks",
                     )))
                 }
-                Report::Step(_) | Report::Terminal(_) => {}
+                Report::Step(_) | Report::Terminal(_) | Report::Program(_) => {}
             }
         }
     }

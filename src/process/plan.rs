@@ -77,6 +77,9 @@ pub struct ChildPlan {
     pub create_container_hooks: Vec<oci_spec::runtime::Hook>,
     /// startContainer hooks, run inside the container when `start` comes.
     pub start_container_hooks: Vec<oci_spec::runtime::Hook>,
+    /// Namespaces to join instead of creating any (`exec`): descriptors of
+    /// /proc/PID/ns/* of the container's init, in the order to join them.
+    pub join: Vec<(RawFd, &'static str)>,
     /// Set PR_SET_PDEATHSIG so the sandbox dies with the runtime; off for a
     /// container that must outlive `create`.
     pub die_with_runtime: bool,
@@ -178,6 +181,7 @@ impl ChildPlan {
             terminal: process.terminal().unwrap_or(false),
             trace_steps: tracing::enabled!(tracing::Level::DEBUG),
             start_socket: None,
+            join: Vec::new(),
             create_container_hooks: spec
                 .hooks()
                 .as_ref()
