@@ -122,6 +122,7 @@ impl Drop for Podman {
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.path("storage"))
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
