@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(busybox-static iproute2 python3 util-linux podman)
+packages=(busybox-static iproute2 python3 util-linux podman containerd)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -27,6 +27,7 @@ scripts/check.sh
 # hierarchy, so both cgroup backends are proven by one suite. Each test
 # binary boots its own guest; vm-test.sh installs QEMU and a Debian kernel
 # when they are missing.
-# podman's own test stays on the host: the guest has no room for its storage.
+# The podman and containerd tests stay on the host: the guest has no room
+# for their image stores.
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/vm-test.sh" \
     cargo test --locked --lib --test cgroup_backend --test 'run_*' --test 'oci_*'
