@@ -267,6 +267,7 @@ impl Cgroup {
                         Controller::Cpuset,
                         Controller::Memory,
                         Controller::Pids,
+                        Controller::Devices,
                     ]
                     .into_iter()
                     .filter(|c| h.controllers.iter().any(|n| n == c.name()))
@@ -626,8 +627,10 @@ fn v1_hierarchies(
 ) -> Result<Vec<(PathBuf, Vec<Controller>)>, CgroupError> {
     let needed = plan.controllers();
     let mut wanted = vec![Controller::Cpu, Controller::Memory, Controller::Pids];
-    if needed.contains(&Controller::Cpuset) {
-        wanted.push(Controller::Cpuset);
+    for optional in [Controller::Cpuset, Controller::Devices] {
+        if needed.contains(&optional) {
+            wanted.push(optional);
+        }
     }
     let mut out: Vec<(PathBuf, Vec<Controller>)> = Vec::new();
     for c in wanted {

@@ -27,6 +27,8 @@ pub enum Controller {
     Memory,
     /// Process count.
     Pids,
+    /// Device access (v1 only; v2 would need a BPF program).
+    Devices,
 }
 
 impl Controller {
@@ -37,6 +39,7 @@ impl Controller {
             Controller::Cpuset => "cpuset",
             Controller::Memory => "memory",
             Controller::Pids => "pids",
+            Controller::Devices => "devices",
         }
     }
 
@@ -46,6 +49,7 @@ impl Controller {
             Controller::Cpuset,
             Controller::Memory,
             Controller::Pids,
+            Controller::Devices,
         ]
         .into_iter()
         .find(|c| c.name() == name)
@@ -165,6 +169,27 @@ pub fn plan_v1(resources: &LinuxResources) -> Result<Plan, CgroupError> {
         return Err(CgroupError::Unsupported {
             what: "linux.resources.unified on a cgroup v1 host".to_string(),
         });
+    }
+    let rules = resources.devices().clone().unwrap_or_default();
+    for rule in &rules {
+        devices_v1(&mut plan, rule);
+    }
+    if !rules.is_empty() {
+        // The devices every container gets in its /dev stay usable whatever
+        // the rules say, as under runc: null, zero, full, tty, random,
+        // urandom, the ptmx multiplexer and the pseudo-terminals.
+        for device in [
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 5:0 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:2 rwm",
+            "c 136:* rwm",
+        ] {
+            plan.write(Controller::Devices, "devices.allow", device);
+        }
     }
     common_unenforced(&mut plan, resources);
     Ok(plan)
@@ -381,12 +406,47 @@ fn unified_controller(file: &str) -> Result<Controller, CgroupError> {
     })
 }
 
+/// One device rule as the v1 devices controller takes it: `devices.allow`
+/// or `devices.deny` gets "TYPE MAJOR:MINOR ACCESS", `*` for any number
+/// (Documentation/admin-guide/cgroup-v1/devices.rst). Rules apply in order.
+fn devices_v1(plan: &mut Plan, rule: &oci_spec::runtime::LinuxDeviceCgroup) {
+    use oci_spec::runtime::LinuxDeviceType;
+    let typ = match rule.typ() {
+        None | Some(LinuxDeviceType::A) => "a",
+        Some(LinuxDeviceType::B) => "b",
+        Some(LinuxDeviceType::C | LinuxDeviceType::U) => "c",
+        Some(LinuxDeviceType::P) => return,
+    };
+    let number = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
+    let access = rule.access().clone().unwrap_or_else(|| "rwm".to_string());
+    let file = if rule.allow() {
+        "devices.allow"
+    } else {
+        "devices.deny"
+    };
+    let value = if typ == "a" {
+        "a".to_string()
+    } else {
+        format!(
+            "{typ} {}:{} {access}",
+            number(rule.major()),
+            number(rule.minor())
+        )
+    };
+    plan.write(Controller::Devices, file, value);
+}
+
 fn common_unenforced(plan: &mut Plan, resources: &LinuxResources) {
-    // Device access is enforced by the device nodes the engine creates in the
-    // sandbox's /dev, not by a devices cgroup or BPF program.
-    if resources.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        plan.unenforced
-            .push("devices (enforced by the /dev the sandbox gets)".to_string());
+    // cgroup v2 controls devices only through a BPF program, which this
+    // backend does not load; the runtime refuses a container that could
+    // then create device nodes (CAP_MKNOD).
+    if !plan.controllers().contains(&Controller::Devices)
+        && resources.devices().as_ref().is_some_and(|d| !d.is_empty())
+    {
+        plan.unenforced.push("devices".to_string());
     }
     if resources.block_io().is_some() {
         plan.unenforced.push("blockIO".to_string());

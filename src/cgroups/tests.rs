@@ -217,3 +217,42 @@ fn cgroup_path_must_stay_below_the_root() {
         );
     }
 }
+
+#[test]
+fn v1_device_rules_keep_their_order_and_the_default_devices() {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResourcesBuilder};
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .unwrap();
+    let fuse = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(LinuxDeviceType::C)
+        .major(10)
+        .minor(229)
+        .access("rw")
+        .build()
+        .unwrap();
+    let resources = LinuxResourcesBuilder::default()
+        .devices(vec![deny_all, fuse])
+        .build()
+        .unwrap();
+    let plan = crate::cgroups::plan::plan_v1(&resources).unwrap();
+    let writes: Vec<(String, String)> = plan
+        .writes
+        .iter()
+        .filter(|w| w.file.starts_with("devices."))
+        .map(|w| (w.file.clone(), w.value.clone()))
+        .collect();
+    assert_eq!(writes[0], ("devices.deny".to_string(), "a".to_string()));
+    assert_eq!(
+        writes[1],
+        ("devices.allow".to_string(), "c 10:229 rw".to_string())
+    );
+    assert!(writes.contains(&("devices.allow".to_string(), "c 1:3 rwm".to_string())));
+    assert!(plan.unenforced.iter().all(|u| u != "devices"));
+
+    let v2 = crate::cgroups::plan::plan_v2(&resources).unwrap();
+    assert!(v2.unenforced.iter().any(|u| u == "devices"));
+}

@@ -61,8 +61,26 @@ pub fn load(bundle: &Path, id: &str) -> Result<Spec, BundleError> {
             ),
         ));
     }
-    if spec.process().is_none() {
+    let Some(process) = spec.process() else {
         return Err(field("process", "missing: there is no program to run"));
+    };
+    // Security labels are never dropped silently: sunaba applies neither.
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(field("process.apparmorProfile", "AppArmor profiles are not applied by sunaba; remove it (or run the container with runc)"));
+    }
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(field(
+            "process.selinuxLabel",
+            "SELinux labels are not applied by sunaba; remove it (or run the container with runc)",
+        ));
     }
     let mut root = spec
         .root()
@@ -88,6 +106,19 @@ pub fn load(bundle: &Path, id: &str) -> Result<Spec, BundleError> {
         .linux()
         .clone()
         .ok_or_else(|| field("linux", "missing: a Linux container needs it"))?;
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(field(
+            "linux.mountLabel",
+            "SELinux mount labels are not applied by sunaba; remove it",
+        ));
+    }
+    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(field("linux.devices", "creating device nodes is not supported yet; the container gets null, zero, full, random, urandom, tty and /dev/pts"));
+    }
     let cgroup = match linux.cgroups_path() {
         None => PathBuf::from(format!("sunaba/{id}")),
         Some(p) if p.to_string_lossy().contains(':') => {
@@ -155,5 +186,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("config.json"));
+        let dir = bundle(
+            r#"{"ociVersion":"1.0.0","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"apparmorProfile":"x"},"linux":{}}"#,
+        );
+        assert!(load(dir.path(), "c")
+            .unwrap_err()
+            .to_string()
+            .contains("apparmorProfile"));
+        let dir = bundle(
+            r#"{"ociVersion":"1.0.0","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{"devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}"#,
+        );
+        assert!(load(dir.path(), "c")
+            .unwrap_err()
+            .to_string()
+            .contains("linux.devices"));
     }
 }

@@ -178,11 +178,13 @@ fn mounts(layer: &Layer, command: &[String], ctx: &RunContext) -> Result<Vec<Mou
     let rootless = ctx.euid != 0;
     let mut out = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        // nodev: a node made there with CAP_MKNOD opens nothing; the default
+        // devices are bind mounts, which keep their own flags.
         mount(
             "/dev",
             "tmpfs",
             "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+            &["nosuid", "nodev", "strictatime", "mode=755", "size=65536k"],
         )?,
         {
             // gid 5 is the tty group on the host; inside a user namespace

@@ -125,6 +125,35 @@ fn describe_limits(r: &LinuxResources) -> Vec<String> {
     out
 }
 
+/// Refuses a container whose device rules cannot be enforced while it
+/// could create device nodes: with CAP_MKNOD outside a user namespace, a
+/// node for the host's disk would open as on the host.
+fn check_device_rules(spec: &Spec, enforced: bool) -> Result<(), Error> {
+    let linux = spec.linux().as_ref();
+    let has_rules = linux
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().as_ref())
+        .is_some_and(|d| !d.is_empty());
+    let in_userns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    let mknod = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::Mknod));
+    if has_rules && !enforced && mknod && !in_userns {
+        return Err(Error::Container(
+            "linux.resources.devices cannot be enforced here (cgroup v2 needs a BPF device program, which sunaba does not load) and the container holds CAP_MKNOD; drop CAP_MKNOD (--cap-drop MKNOD) or run it on a cgroup v1 host".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error> {
     let linux = spec.linux().as_ref();
     let resources = linux
@@ -137,7 +166,10 @@ fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error
     let reason = match created {
         Ok(cgroup) => {
             debug!(path = %path.display(), limits = ?describe_limits(&resources), "cgroup created");
-            return Ok(CgroupGuard(Some(cgroup)));
+            let enforced = !cgroup.unenforced().iter().any(|u| u == "devices");
+            let guard = CgroupGuard(Some(cgroup));
+            check_device_rules(spec, enforced)?;
+            return Ok(guard);
         }
         Err(CgroupError::NotDelegated { path: dir }) => {
             format!("no delegated cgroup at {} for this user", dir.display())
@@ -146,6 +178,7 @@ fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error
         Err(CgroupError::NoCgroupFs) => "no cgroup filesystem is mounted".to_string(),
         Err(e) => return Err(e.into()),
     };
+    check_device_rules(spec, false)?;
     let limits = describe_limits(&resources);
     if limits.is_empty() {
         debug!(reason, "running without a cgroup");
