@@ -98,6 +98,8 @@ fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
         Command::Delete(args) => oci::delete(&root, &args.id, args.force).map(|()| None),
         Command::List(args) => Ok(print(lifecycle::list(&root, args))),
         Command::Exec(args) => lifecycle::exec(&root, args),
+        Command::Pause(args) => oci::pause(&root, &args.id).map(|()| None),
+        Command::Resume(args) => oci::resume(&root, &args.id).map(|()| None),
         Command::Ps(args) => {
             oci::ps(&root, &args.id, args.format == lifecycle::Format::Json).map(print)
         }

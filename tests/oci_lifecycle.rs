@@ -539,3 +539,54 @@ fn poststop_hook_runs_at_delete() {
     let state = hook_state(dir.path(), "poststop").expect("did not run at delete");
     assert_eq!(state["id"], container.id(), "{state}");
 }
+
+// runc's pause/resume (the cgroup freezer): a paused container's processes
+// do not run, its state says "paused", and resume lets them go on.
+#[test]
+fn pause_freezes_the_container_and_resume_thaws_it() {
+    if !privileged("pause_freezes_the_container_and_resume_thaws_it") {
+        return;
+    }
+    let dir = temp_dir();
+    let script = "i=0; while true; do i=$((i+1)); echo $i > /out/n; sleep 0.05; done";
+    let bundle = Bundle::sh(script).bind(dir.path(), "/out", &[]);
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    let count = || {
+        std::fs::read_to_string(dir.path().join("n"))
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the loop never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    runtime.exec(&["pause", container.id()]).expect_success();
+    assert_eq!(container.status(), "paused");
+    let frozen_at = count();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(count(), frozen_at, "the loop ran while paused");
+    runtime.exec(&["pause", container.id()]).expect_failure();
+
+    runtime.exec(&["resume", container.id()]).expect_success();
+    assert_eq!(container.status(), "running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count() <= frozen_at {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop did not resume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    runtime.exec(&["resume", container.id()]).expect_failure();
+
+    // A paused container can still be deleted by force.
+    runtime.exec(&["pause", container.id()]).expect_success();
+    container.try_delete(true);
+    assert!(!runtime.list_ids().contains(&container.id().to_string()));
+}

@@ -21,6 +21,7 @@
 //! for a `LinuxResources`) lives in [`plan`], which touches no file.
 
 mod error;
+pub mod freezer;
 mod fs;
 mod layout;
 pub mod plan;

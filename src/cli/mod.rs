@@ -89,6 +89,10 @@ pub enum Command {
     Ps(lifecycle::PsArgs),
     /// Run another process in a running container.
     Exec(lifecycle::ExecArgs),
+    /// Freeze every process of a container (cgroup freezer).
+    Pause(lifecycle::IdArgs),
+    /// Thaw a paused container.
+    Resume(lifecycle::IdArgs),
     /// Write a default config.json for a bundle.
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as runtime-spec features JSON.

@@ -285,7 +285,7 @@ fn wrong_state(id: &str, status: Status, op: &str) -> Error {
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     let dir = StateDir::open(root, id)?;
     let saved = dir.read()?;
-    match dir.status(&saved) {
+    match status_of(&dir, &saved) {
         Status::Created => {}
         status => return Err(wrong_state(id, status, "start")),
     }
@@ -312,10 +312,67 @@ fn run_post_hooks(kind: &'static str, saved: &Saved, status: Status) {
     }
 }
 
+/// The status, with "running" refined to "paused" when the container's
+/// cgroup is frozen.
+fn status_of(dir: &StateDir, saved: &Saved) -> Status {
+    let status = dir.status(saved);
+    let frozen = || {
+        let rel = saved.cgroup.as_ref()?;
+        let layout = Layout::detect().ok()?;
+        Some(crate::cgroups::freezer::is_frozen(&layout, rel))
+    };
+    if status == Status::Running && frozen() == Some(true) {
+        Status::Paused
+    } else {
+        status
+    }
+}
+
+fn set_paused(root: &Path, id: &str, paused: bool) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    let status = status_of(&dir, &saved);
+    let (want, op) = if paused {
+        (Status::Running, "pause")
+    } else {
+        (Status::Paused, "resume")
+    };
+    if status != want {
+        return Err(wrong_state(id, status, op));
+    }
+    let rel = saved
+        .cgroup
+        .clone()
+        .ok_or_else(|| invalid(format!("container {id:?} has no cgroup to freeze")))?;
+    let layout = Layout::detect()?;
+    let cgroup = Cgroup::existing(&layout, &rel)?;
+    crate::cgroups::freezer::set_frozen(&layout, &rel, &cgroup, paused)?;
+    info!(container_id = id, paused, "container {op}d");
+    Ok(())
+}
+
+/// `pause`: freezes every process of a running container.
+///
+/// # Errors
+///
+/// No such container, one that is not running, or no freezer.
+pub fn pause(root: &Path, id: &str) -> Result<(), Error> {
+    set_paused(root, id, true)
+}
+
+/// `resume`: thaws a paused container.
+///
+/// # Errors
+///
+/// No such container, or one that is not paused.
+pub fn resume(root: &Path, id: &str) -> Result<(), Error> {
+    set_paused(root, id, false)
+}
+
 /// The state JSON of runtime-spec `runtime.md` ("State"), plus the fields
 /// runc adds (rootfs, created, owner).
 fn state_json(dir: &StateDir, saved: &Saved) -> serde_json::Value {
-    state_value(saved, dir.status(saved))
+    state_value(saved, status_of(dir, saved))
 }
 
 fn state_value(saved: &Saved, status: Status) -> serde_json::Value {
@@ -392,8 +449,8 @@ fn cgroup_of(saved: &Saved) -> Option<Cgroup> {
 pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Error> {
     let dir = StateDir::open(root, id)?;
     let saved = dir.read()?;
-    let status = dir.status(&saved);
-    if !matches!(status, Status::Created | Status::Running) {
+    let status = status_of(&dir, &saved);
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
         return Err(wrong_state(id, status, "signal"));
     }
     if all {
@@ -448,11 +505,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
         Err(_) if force => return dir.remove().map_err(Error::from),
         Err(e) => return Err(e.into()),
     };
-    let status = dir.status(&saved);
-    if status == Status::Running && !force {
+    let status = status_of(&dir, &saved);
+    if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(invalid(format!(
             "cannot delete container {id:?}: it is running; stop it first or use --force"
         )));
+    }
+    if status == Status::Paused {
+        // Frozen processes take a SIGKILL only once thawed.
+        if let (Some(rel), Ok(layout)) = (saved.cgroup.as_ref(), Layout::detect()) {
+            if let Ok(cgroup) = Cgroup::existing(&layout, rel) {
+                crate::cgroups::freezer::set_frozen(&layout, rel, &cgroup, false)?;
+            }
+        }
     }
     if let Some(pidfd) = init_pidfd(&saved) {
         let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
@@ -518,7 +583,7 @@ pub fn ps(root: &Path, id: &str, json_format: bool) -> Result<String, Error> {
     let saved = dir.read()?;
     let pids = match cgroup_of(&saved) {
         Some(cgroup) => cgroup.pids()?,
-        None if dir.status(&saved) != Status::Stopped => vec![saved.pid],
+        None if status_of(&dir, &saved) != Status::Stopped => vec![saved.pid],
         None => Vec::new(),
     };
     if json_format {
@@ -708,7 +773,7 @@ fn exec_process(base: &Spec, opts: &ExecOptions) -> Result<oci_spec::runtime::Pr
 pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, Error> {
     let dir = StateDir::open(root, id)?;
     let saved = dir.read()?;
-    let status = dir.status(&saved);
+    let status = status_of(&dir, &saved);
     if status != Status::Running {
         return Err(wrong_state(id, status, "exec in"));
     }
