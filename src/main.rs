@@ -98,6 +98,14 @@ fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
         Command::Delete(args) => oci::delete(&root, &args.id, args.force).map(|()| None),
         Command::List(args) => Ok(print(lifecycle::list(&root, args))),
         Command::Exec(args) => lifecycle::exec(&root, args),
+        Command::Update(args) => lifecycle::update(&root, args).map(|()| None),
+        Command::Events(args) => oci::events(
+            &root,
+            &args.id,
+            args.stats,
+            std::time::Duration::from_secs(args.interval.max(1)),
+        )
+        .map(|()| None),
         Command::Pause(args) => oci::pause(&root, &args.id).map(|()| None),
         Command::Resume(args) => oci::resume(&root, &args.id).map(|()| None),
         Command::Ps(args) => {

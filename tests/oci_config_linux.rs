@@ -258,3 +258,69 @@ fn seccomp_rule_returns_the_configured_errno() {
     let (out, err) = runtime.output_of(&bundle);
     assert_eq!(out, "made\ntouched\n", "{err}");
 }
+
+// runc's `update` changes a live container's limits, and `events --stats`
+// reports its usage; both read back from the host's cgroup files.
+#[test]
+fn update_changes_live_limits_and_events_reports_usage() {
+    if !privileged("update_changes_live_limits_and_events_reports_usage") {
+        return;
+    }
+    let path = own_cgroups_path();
+    let bundle = Bundle::new(&["sleep", "1000"])
+        .cgroups_path(&path)
+        .resources(json!({ "memory": { "limit": 67_108_864 }, "pids": { "limit": 42 } }));
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+
+    let memory = cgroup_file(&path, "memory", "memory.limit_in_bytes", "memory.max");
+    let pids = cgroup_file(&path, "pids", "pids.max", "pids.max");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    runtime
+        .exec(&[
+            "update",
+            "--memory",
+            "128m",
+            "--pids-limit",
+            "17",
+            container.id(),
+        ])
+        .expect_success();
+    assert_eq!(read(&memory).trim(), "134217728");
+    assert_eq!(read(&pids).trim(), "17");
+    runtime
+        .exec(&["update", "--memory", "12q", container.id()])
+        .expect_failure();
+    assert_eq!(read(&pids).trim(), "17", "a refused update changed nothing");
+
+    let stats = runtime
+        .exec(&["events", "--stats", container.id()])
+        .expect_success()
+        .json();
+    assert_eq!(stats["type"], "stats", "{stats}");
+    assert_eq!(
+        stats["data"]["memory"]["usage"]["limit"], 134_217_728u64,
+        "{stats}"
+    );
+    assert!(
+        stats["data"]["memory"]["usage"]["usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{stats}"
+    );
+    assert!(
+        stats["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+        "{stats}"
+    );
+
+    container.kill("KILL");
+    container.wait_stopped();
+    container.delete();
+    let left = cgroup_dirs(&path);
+    common::remove_cgroups(&left);
+    assert!(left.is_empty(), "delete left cgroups behind: {left:?}");
+}

@@ -39,7 +39,11 @@ pub fn set_frozen(
     frozen: bool,
 ) -> Result<(), CgroupError> {
     let (dir, v2) = freezer_dir(layout, rel)?;
-    let root = dir.ancestors().nth(rel.components().count()).map(Path::to_path_buf).unwrap_or_default();
+    let root = dir
+        .ancestors()
+        .nth(rel.components().count())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let (file, value, settled) = if v2 {
         (
             "cgroup.freeze",

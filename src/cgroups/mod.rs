@@ -59,6 +59,21 @@ struct Dir {
     prune: Vec<PathBuf>,
 }
 
+/// Usage figures of a cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes of memory in use.
+    pub memory_usage: Option<u64>,
+    /// The memory limit (`u64::MAX` for none).
+    pub memory_limit: Option<u64>,
+    /// Tasks in the cgroup.
+    pub pids: Option<u64>,
+    /// CPU time used, in nanoseconds.
+    pub cpu_usage_ns: Option<u64>,
+    /// OOM kills so far.
+    pub oom_kills: u64,
+}
+
 /// A cgroup sunaba created, in every hierarchy it needed.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -232,6 +247,63 @@ impl Cgroup {
             fs::write_file(&path, &write.value, self.fake)?;
         }
         Ok(())
+    }
+
+    /// Changes the limits of a live cgroup (`update`). Only the settings
+    /// given are written. A write the kernel refuses is retried once after
+    /// the others, which covers v1's ordering rule between
+    /// `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes` (the
+    /// former may never exceed the latter) in both directions.
+    ///
+    /// # Errors
+    ///
+    /// An invalid value, a controller this cgroup lacks, or a write the
+    /// kernel still refuses.
+    pub fn update(&mut self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let plan = if self.limits_on_v2 {
+            plan::plan_v2(resources)?
+        } else {
+            plan::plan_v1(resources)?
+        };
+        let mut retry = Plan::default();
+        for write in &plan.writes {
+            let single = Plan {
+                writes: vec![write.clone()],
+                ..Plan::default()
+            };
+            if self.apply(&single).is_err() {
+                retry.writes.push(write.clone());
+            }
+        }
+        self.apply(&retry)
+    }
+
+    /// Current usage, for `events --stats`: memory in use and its limit,
+    /// the number of tasks, and (on v2) CPU time. A value the host does
+    /// not keep is `None`.
+    pub fn stats(&self) -> Stats {
+        let read = |name: &str| -> Option<u64> {
+            self.dirs.iter().find_map(|d| {
+                let text = std::fs::read_to_string(d.path.join(name)).ok()?;
+                let text = text.trim();
+                if text == "max" {
+                    return Some(u64::MAX);
+                }
+                text.parse().ok()
+            })
+        };
+        let key = |name: &str, key: &str| {
+            self.dirs
+                .iter()
+                .find_map(|d| fs::read_key(&d.path.join(name), key).ok().flatten())
+        };
+        Stats {
+            memory_usage: read("memory.current").or_else(|| read("memory.usage_in_bytes")),
+            memory_limit: read("memory.max").or_else(|| read("memory.limit_in_bytes")),
+            pids: read("pids.current"),
+            cpu_usage_ns: key("cpu.stat", "usage_usec").map(|us| us.saturating_mul(1000)),
+            oom_kills: self.oom_kill_count().unwrap_or(0),
+        }
     }
 
     /// Finds the cgroup `rel` that an earlier command created, in every

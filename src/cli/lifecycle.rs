@@ -205,3 +205,114 @@ pub fn exec(root: &Path, args: &ExecArgs) -> Result<Option<crate::container::Exi
     };
     oci::exec(root, &args.id, &opts)
 }
+
+/// `update [--resources FILE] [--memory N] ... ID`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// A runtime-spec linux.resources JSON file ("-" for stdin).
+    #[arg(short = 'r', long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit, e.g. 512m.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<crate::config::values::Size>,
+    /// Memory reservation (soft limit).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<crate::config::values::Size>,
+    /// Memory plus swap; -1 for unlimited.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<crate::config::values::SwapLimit>,
+    /// CPU CFS period in microseconds.
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds (-1 for none).
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// Maximum number of tasks (-1 for none).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// The container id.
+    pub id: String,
+}
+
+/// `events [--stats] [--interval SECONDS] ID`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print one stats record and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Seconds between stats records.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub interval: u64,
+    /// The container id.
+    pub id: String,
+}
+
+/// Runs `update`.
+///
+/// # Errors
+///
+/// An unreadable resources file, a bad value, or as [`oci::update`].
+pub fn update(root: &Path, args: &UpdateArgs) -> Result<(), Error> {
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
+    };
+    let bad = |what: &str, e: String| Error::Container(format!("update: {what}: {e}"));
+    let mut resources: LinuxResources = match &args.resources {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| bad("read resources from stdin", e.to_string()))?;
+                text
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|e| bad(&path.display().to_string(), e.to_string()))?
+            };
+            serde_json::from_str(&text).map_err(|e| bad("resources JSON", e.to_string()))?
+        }
+        None => LinuxResources::default(),
+    };
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    if args.memory.is_some() || args.memory_reservation.is_some() || args.memory_swap.is_some() {
+        let mut memory = LinuxMemoryBuilder::default();
+        if let Some(m) = args.memory {
+            memory = memory.limit(as_i64(m.0));
+        }
+        if let Some(m) = args.memory_reservation {
+            memory = memory.reservation(as_i64(m.0));
+        }
+        match args.memory_swap {
+            Some(crate::config::values::SwapLimit::Unlimited) => memory = memory.swap(-1),
+            Some(crate::config::values::SwapLimit::Total(s)) => memory = memory.swap(as_i64(s.0)),
+            None => {}
+        }
+        resources.set_memory(Some(
+            memory.build().map_err(|e| bad("memory", e.to_string()))?,
+        ));
+    }
+    if args.cpu_period.is_some() || args.cpu_quota.is_some() || args.cpu_shares.is_some() {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(p) = args.cpu_period {
+            cpu = cpu.period(p);
+        }
+        if let Some(q) = args.cpu_quota {
+            cpu = cpu.quota(q);
+        }
+        if let Some(s) = args.cpu_shares {
+            cpu = cpu.shares(s);
+        }
+        resources.set_cpu(Some(cpu.build().map_err(|e| bad("cpu", e.to_string()))?));
+    }
+    if let Some(limit) = args.pids_limit {
+        resources.set_pids(Some(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(|e| bad("pids", e.to_string()))?,
+        ));
+    }
+    oci::update(root, &args.id, &resources)
+}

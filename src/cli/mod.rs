@@ -93,6 +93,10 @@ pub enum Command {
     Pause(lifecycle::IdArgs),
     /// Thaw a paused container.
     Resume(lifecycle::IdArgs),
+    /// Change a container's resource limits.
+    Update(lifecycle::UpdateArgs),
+    /// Print a container's resource usage and OOM events as JSON.
+    Events(lifecycle::EventsArgs),
     /// Write a default config.json for a bundle.
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as runtime-spec features JSON.

@@ -664,6 +664,90 @@ pub fn run(
     Ok(Some(exit))
 }
 
+/// `update`: changes the resource limits of a created, running or paused
+/// container, for the settings given.
+///
+/// # Errors
+///
+/// No such container, a stopped one, or a value the kernel refuses.
+pub fn update(
+    root: &Path,
+    id: &str,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let saved = dir.read()?;
+    let status = status_of(&dir, &saved);
+    if status == Status::Stopped {
+        return Err(wrong_state(id, status, "update"));
+    }
+    let rel = saved
+        .cgroup
+        .clone()
+        .ok_or_else(|| invalid(format!("container {id:?} has no cgroup to update")))?;
+    let mut cgroup = Cgroup::existing(&Layout::detect()?, &rel)?;
+    cgroup.update(resources)?;
+    info!(container_id = id, "container resources updated");
+    Ok(())
+}
+
+/// One `events` record: runc's stats or oom event.
+fn stats_event(id: &str, stats: &crate::cgroups::Stats) -> serde_json::Value {
+    json!({
+        "type": "stats",
+        "id": id,
+        "data": {
+            "cpu": {"usage": {"total": stats.cpu_usage_ns.unwrap_or(0)}},
+            "memory": {"usage": {"usage": stats.memory_usage.unwrap_or(0), "limit": stats.memory_limit.unwrap_or(0)}},
+            "pids": {"current": stats.pids.unwrap_or(0)},
+        }
+    })
+}
+
+/// `events`: with `stats_only`, one stats record; otherwise a stats record
+/// every `interval` and an `oom` record for each OOM kill, one JSON object
+/// per line, until the container stops.
+///
+/// # Errors
+///
+/// No such container, or one without a cgroup.
+pub fn events(root: &Path, id: &str, stats_only: bool, interval: Duration) -> Result<(), Error> {
+    let (dir, saved) = {
+        let dir = StateDir::open(root, id)?;
+        let saved = dir.read()?;
+        (dir, saved)
+    };
+    let rel = saved
+        .cgroup
+        .clone()
+        .ok_or_else(|| invalid(format!("container {id:?} has no cgroup")))?;
+    let layout = Layout::detect()?;
+    let cgroup = Cgroup::existing(&layout, &rel)?;
+    if stats_only {
+        println!("{}", stats_event(id, &cgroup.stats()));
+        return Ok(());
+    }
+    // The state lock is not held while waiting: other commands go on.
+    drop(dir);
+    let mut ooms = cgroup.stats().oom_kills;
+    let mut last_stats = Instant::now() - interval;
+    loop {
+        if process_start_time(saved.pid) != Some(saved.pid_start) {
+            return Ok(());
+        }
+        let stats = cgroup.stats();
+        if stats.oom_kills > ooms {
+            ooms = stats.oom_kills;
+            println!("{}", json!({"type": "oom", "id": id}));
+        }
+        if last_stats.elapsed() >= interval {
+            last_stats = Instant::now();
+            println!("{}", stats_event(id, &stats));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Options of `exec`.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
