@@ -14,14 +14,6 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespace, LinuxNamespaceType};
 /// A namespace failure, naming the namespace or file.
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {
-    /// Joining an existing namespace by path is not supported by `sunaba run`.
-    #[error("joining the {kind} namespace at {path} is not supported here; remove its path to create a new one")]
-    JoinUnsupported {
-        /// The namespace type.
-        kind: String,
-        /// The path that was asked for.
-        path: PathBuf,
-    },
     /// Writing a uid or gid map, or setgroups, failed.
     #[error("cannot write {path} ({content:?}): {source}")]
     WriteMap {
@@ -52,11 +44,10 @@ impl NamespaceSet {
     pub fn from_spec(namespaces: &[LinuxNamespace]) -> Result<Self, NamespaceError> {
         let mut set = NamespaceSet::default();
         for ns in namespaces {
-            if let Some(path) = ns.path() {
-                return Err(NamespaceError::JoinUnsupported {
-                    kind: ns.typ().to_string(),
-                    path: path.clone(),
-                });
+            // A namespace named by path is joined, not created (see
+            // `ChildPlan`); the cgroup namespace then needs no unshare.
+            if ns.path().is_some() {
+                continue;
             }
             let flag = match ns.typ() {
                 LinuxNamespaceType::User => libc::CLONE_NEWUSER,
@@ -143,14 +134,15 @@ mod tests {
     }
 
     #[test]
-    fn joining_by_path_is_refused_with_the_path() {
+    fn a_namespace_named_by_path_is_not_created() {
         let joined = LinuxNamespaceBuilder::default()
             .typ(LinuxNamespaceType::Network)
             .path("/run/netns/x")
             .build()
             .unwrap();
-        let err = NamespaceSet::from_spec(&[joined]).unwrap_err();
-        assert!(err.to_string().contains("/run/netns/x"), "{err}");
+        let set = NamespaceSet::from_spec(&[joined, ns(LinuxNamespaceType::Uts)]).unwrap();
+        assert!(!set.has(libc::CLONE_NEWNET));
+        assert!(set.has(libc::CLONE_NEWUTS));
     }
 
     #[test]

@@ -324,3 +324,52 @@ fn update_changes_live_limits_and_events_reports_usage() {
     common::remove_cgroups(&left);
     assert!(left.is_empty(), "delete left cgroups behind: {left:?}");
 }
+
+// config-linux.md "Namespaces": a namespace with a path is joined, not
+// created — here a network namespace the test made, with a veth pair.
+#[test]
+fn a_network_namespace_given_by_path_is_joined() {
+    if !privileged("a_network_namespace_given_by_path_is_joined")
+        || !common::require("a_network_namespace_given_by_path_is_joined", &["ip"])
+    {
+        return;
+    }
+    let name = common::unique("sunaba-netns");
+    let ip = |args: &[&str]| {
+        let status = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip");
+        assert!(status.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &name]);
+    let veth = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &name,
+            "link",
+            "add",
+            "sunaba-j0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "sunaba-j1",
+        ])
+        .status()
+        .expect("ip");
+    let path = format!("/run/netns/{name}");
+    let bundle = Bundle::sh("cat /proc/net/dev")
+        .without_namespace("network")
+        .with_namespace_path("network", &path);
+    let runtime = Runtime::new();
+    let (stdout, _) = runtime.output_of(&bundle);
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &name])
+        .status();
+    assert!(veth.success(), "could not make the veth pair");
+    assert!(
+        stdout.contains("sunaba-j0") && stdout.contains("sunaba-j1"),
+        "{stdout}"
+    );
+}

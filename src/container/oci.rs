@@ -910,6 +910,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
         .iter()
         .map(|(fd, name)| (fd.as_raw_fd(), *name))
         .collect();
+    plan.fork_after_join = true;
 
     let mut signals = Signals::block().map_err(|e| Error::Io {
         what: "block signals".into(),

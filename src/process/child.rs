@@ -105,8 +105,8 @@ fn setup_and_exec(
     // namespace only places the caller's future children there, so this
     // process forks and stays behind as a small init for the program:
     // it passes signals on and exits with the program's status.
-    if !plan.join.is_empty() {
-        for (fd, kind) in &plan.join {
+    for (fd, kind) in &plan.join {
+        {
             step("join namespace");
             nix::sched::setns(
                 // SAFETY: the runtime opened these descriptors for this
@@ -120,6 +120,8 @@ fn setup_and_exec(
                 message: format!("cannot join the container's {kind} namespace: {}", e.desc()),
             })?;
         }
+    }
+    if plan.fork_after_join {
         init::fork_init(channel, true, plan.die_with_runtime).map_err(|e| StepError {
             step: "start exec process",
             errno: e.raw_os_error(),

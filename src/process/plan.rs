@@ -80,6 +80,11 @@ pub struct ChildPlan {
     /// Namespaces to join instead of creating any (`exec`): descriptors of
     /// /proc/PID/ns/* of the container's init, in the order to join them.
     pub join: Vec<(RawFd, &'static str)>,
+    /// Fork after joining, so the program is inside a joined pid
+    /// namespace (`exec`); the first process stays behind as its init.
+    pub fork_after_join: bool,
+    /// The namespace files a config names by path, held open for `join`.
+    pub join_files: Vec<std::fs::File>,
     /// Set PR_SET_PDEATHSIG so the sandbox dies with the runtime; off for a
     /// container that must outlive `create`.
     pub die_with_runtime: bool,
@@ -98,6 +103,39 @@ fn cstrings(what: &'static str, items: &[String]) -> Result<Vec<CString>, Proces
 }
 
 impl ChildPlan {
+    /// Opens the namespaces the config names by path, to join them first
+    /// thing in the child (a Kubernetes pod's network, IPC and UTS
+    /// namespaces, typically).
+    fn open_joined(
+        &mut self,
+        namespaces: &[oci_spec::runtime::LinuxNamespace],
+    ) -> Result<(), ProcessError> {
+        use oci_spec::runtime::LinuxNamespaceType as T;
+        for ns in namespaces {
+            let Some(path) = ns.path() else { continue };
+            let kind = match ns.typ() {
+                T::Network => "network",
+                T::Ipc => "ipc",
+                T::Uts => "uts",
+                T::Cgroup => "cgroup",
+                other => {
+                    return Err(ProcessError::InvalidSpec {
+                        field: "linux.namespaces",
+                        reason: format!("joining a {other:?} namespace by path ({}) is not supported; only network, ipc, uts and cgroup namespaces can be joined", path.display()),
+                    })
+                }
+            };
+            let file = std::fs::File::open(path).map_err(|e| ProcessError::InvalidSpec {
+                field: "linux.namespaces",
+                reason: format!("cannot open the {kind} namespace {}: {e}", path.display()),
+            })?;
+            self.join
+                .push((std::os::fd::AsRawFd::as_raw_fd(&file), kind));
+            self.join_files.push(file);
+        }
+        Ok(())
+    }
+
     /// Computes the plan from a spec.
     ///
     /// # Errors
@@ -144,7 +182,7 @@ impl ChildPlan {
         };
         let user = process.user();
 
-        Ok(ChildPlan {
+        let mut plan = ChildPlan {
             namespaces,
             uid_mappings: linux.uid_mappings().clone().unwrap_or_default(),
             gid_mappings: linux.gid_mappings().clone().unwrap_or_default(),
@@ -182,6 +220,8 @@ impl ChildPlan {
             trace_steps: tracing::enabled!(tracing::Level::DEBUG),
             start_socket: None,
             join: Vec::new(),
+            fork_after_join: false,
+            join_files: Vec::new(),
             create_container_hooks: spec
                 .hooks()
                 .as_ref()
@@ -193,6 +233,8 @@ impl ChildPlan {
                 .and_then(|h| h.start_container().clone())
                 .unwrap_or_default(),
             die_with_runtime: true,
-        })
+        };
+        plan.open_joined(linux.namespaces().as_deref().unwrap_or_default())?;
+        Ok(plan)
     }
 }

@@ -244,6 +244,16 @@ impl Bundle {
         self
     }
 
+    /// Adds a namespace of `kind` to join at `path` (an existing one).
+    pub fn with_namespace_path(mut self, kind: &str, path: &str) -> Self {
+        let list = self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces array");
+        list.retain(|n| n["type"] != kind);
+        list.push(json!({ "type": kind, "path": path }));
+        self
+    }
+
     /// Removes the namespace of `kind`: the container shares the runtime's.
     pub fn without_namespace(mut self, kind: &str) -> Self {
         let list = self.config["linux"]["namespaces"]
