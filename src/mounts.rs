@@ -178,6 +178,10 @@ pub struct MountPlan {
     /// Whether the sandbox has a cgroup namespace of its own, which decides
     /// how a `cgroup` mount is made.
     pub cgroup_namespace: bool,
+    /// MS_PRIVATE, or MS_SLAVE when the config asks for host mounts to keep
+    /// propagating in (`linux.rootfsPropagation`); never shared, so nothing
+    /// made inside can reach the host.
+    pub root_propagation: MsFlags,
 }
 
 /// Turns an absolute sandbox path into a path relative to the root,
@@ -313,6 +317,16 @@ impl MountPlan {
             masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
             populate_dev,
+            root_propagation: match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+                None | Some("private" | "rprivate" | "") => MsFlags::MS_PRIVATE,
+                Some("slave" | "rslave") => MsFlags::MS_SLAVE,
+                Some(other) => {
+                    return Err(MountError::BadOption {
+                        destination: PathBuf::from("/"),
+                        option: format!("rootfsPropagation {other} (only private and slave are supported: shared would let the container's mounts reach the host)"),
+                    })
+                }
+            },
             cgroup_namespace: linux
                 .and_then(|l| l.namespaces().as_ref())
                 .is_some_and(|ns| {
@@ -378,10 +392,10 @@ impl MountPlan {
             None::<&str>,
             "/",
             None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            MsFlags::MS_REC | self.root_propagation,
             None::<&str>,
         )
-        .map_err(|e| syscall_err("make private", "/")(errno(e)))?;
+        .map_err(|e| syscall_err("set the propagation of", "/")(errno(e)))?;
 
         enter_scratch()?;
         self.build_root()?;
@@ -907,6 +921,18 @@ fn readonly_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_root_propagation_is_refused() {
+        // sunaba's choice, stricter than the runtime-spec: a shared root
+        // would let mounts made in the container appear on the host.
+        let spec: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.0","root":{"path":"/"},"linux":{"rootfsPropagation":"shared"}}"#,
+        )
+        .unwrap();
+        let err = MountPlan::from_spec(&spec).unwrap_err().to_string();
+        assert!(err.contains("rootfsPropagation shared"), "{err}");
+    }
 
     #[test]
     fn destinations_cannot_climb_out_of_the_root() {

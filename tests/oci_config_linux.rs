@@ -8,6 +8,9 @@
 
 mod common;
 
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
 use serde_json::json;
 
 use common::bundle::Bundle;
@@ -372,4 +375,76 @@ fn a_network_namespace_given_by_path_is_joined() {
         stdout.contains("sunaba-j0") && stdout.contains("sunaba-j1"),
         "{stdout}"
     );
+}
+
+// config-linux.md "Personality": LINUX32 makes uname report a 32-bit
+// machine; runc's --preserve-fds passes descriptors after stderr on.
+#[test]
+fn personality_and_preserved_descriptors_reach_the_program() {
+    if !privileged("personality_and_preserved_descriptors_reach_the_program") {
+        return;
+    }
+    let mut bundle = Bundle::sh("uname -m; echo via-fd3 >&3");
+    bundle.config_mut()["linux"]["personality"] = json!({ "domain": "LINUX32" });
+    bundle.write_config();
+    let runtime = Runtime::new();
+    let dir = common::temp_dir();
+    let out = std::fs::File::create(dir.path().join("out")).expect("out");
+    let extra = std::fs::File::create(dir.path().join("fd3")).expect("fd3");
+    let (out_fd, extra_fd) = (out.as_raw_fd(), extra.as_raw_fd());
+    let id = runtime.new_id();
+    let bundle_path = bundle.path().to_str().expect("utf-8").to_string();
+    runtime
+        .exec_with(
+            &[
+                "create",
+                "--bundle",
+                &bundle_path,
+                "--preserve-fds",
+                "1",
+                &id,
+            ],
+            move |cmd| {
+                // SAFETY: only dup2, which is async-signal-safe, runs between
+                // fork and exec; both descriptors stay open in the parent.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::dup2(out_fd, 1) < 0 || libc::dup2(extra_fd, 3) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            },
+        )
+        .expect_success();
+    runtime.exec(&["start", &id]).expect_success();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while runtime.exec(&["state", &id]).json()["status"] != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "{id} did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    runtime.exec(&["delete", "--force", &id]).expect_success();
+    let uname = std::fs::read_to_string(dir.path().join("out")).expect("out");
+    assert_eq!(uname.trim(), "i686", "{uname}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fd3")).expect("fd3"),
+        "via-fd3\n"
+    );
+}
+
+// config-linux.md "rootfsPropagation": slave keeps host mounts flowing in.
+// Whether they do depends on the host's / being shared, which this test
+// does not assume: it checks the setting is accepted and carried out.
+#[test]
+fn rootfs_propagation_slave_is_carried_out() {
+    if !privileged("rootfs_propagation_slave_is_carried_out") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::sh("echo ran");
+    bundle.config_mut()["linux"]["rootfsPropagation"] = json!("rslave");
+    bundle.write_config();
+    let (stdout, _) = runtime.output_of(&bundle);
+    assert_eq!(stdout.trim(), "ran", "{stdout}");
 }

@@ -35,22 +35,13 @@ pub struct CreateArgs {
 
 impl CreateArgs {
     /// The engine's options.
-    ///
-    /// # Errors
-    ///
-    /// `--preserve-fds`, which is not supported.
-    pub fn options(&self) -> Result<CreateOptions, Error> {
-        if self.preserve_fds > 0 {
-            return Err(Error::Container(
-                "--preserve-fds is not supported: sunaba passes only stdin, stdout and stderr"
-                    .into(),
-            ));
-        }
-        Ok(CreateOptions {
+    pub fn options(&self) -> CreateOptions {
+        CreateOptions {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
-        })
+            preserve_fds: self.preserve_fds,
+        }
     }
 }
 
@@ -120,7 +111,7 @@ pub struct PsArgs {
 ///
 /// As [`oci::create`].
 pub fn create(root: &Path, args: &CreateArgs) -> Result<(), Error> {
-    oci::create(root, &args.id, &args.options()?)
+    oci::create(root, &args.id, &args.options())
 }
 
 /// Runs `kill`.

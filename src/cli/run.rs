@@ -127,6 +127,7 @@ impl RunArgs {
             bundle: self.bundle.clone().unwrap_or_else(|| PathBuf::from(".")),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
+            preserve_fds: 0,
         }
     }
 

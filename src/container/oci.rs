@@ -41,6 +41,8 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// A unix socket to send the pseudo-terminal's master to.
     pub console_socket: Option<PathBuf>,
+    /// Descriptors after stderr to pass on to the container's program.
+    pub preserve_fds: u32,
 }
 
 fn invalid(what: impl Into<String>) -> Error {
@@ -170,6 +172,7 @@ fn create_in(dir: &StateDir, opts: &CreateOptions, options: &RunOptions) -> Resu
     let mut plan = ChildPlan::from_spec(&spec, false)?;
     plan.die_with_runtime = false;
     plan.start_socket = Some(listener.as_raw_fd());
+    plan.preserve_fds = opts.preserve_fds;
     let launched = launch(&spec, &plan, options, &current_mask())?;
     drop(listener);
 

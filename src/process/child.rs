@@ -266,9 +266,25 @@ fn setup_and_exec(
         })?;
     }
 
-    // Only the standard streams survive exec; the channel is close-on-exec
-    // too, and its closing tells the runtime the program is running.
-    sys::cloexec_from(3).map_err(|e| StepError {
+    if let Some(persona) = plan.personality {
+        // SAFETY: personality(2) takes a plain integer.
+        if unsafe { libc::personality(persona) } == -1 {
+            return Err(os_error(
+                "set personality",
+                format!("cannot set execution domain {persona:#x}"),
+            ));
+        }
+    }
+
+    // Only the standard streams (and the descriptors asked to be preserved)
+    // survive exec; the channel is close-on-exec too, and its closing tells
+    // the runtime the program is running.
+    for fd in 3..3 + plan.preserve_fds {
+        // SAFETY: clearing FD_CLOEXEC on a descriptor number takes no
+        // pointers; one that is not open just fails, harmlessly.
+        unsafe { libc::fcntl(i32::try_from(fd).unwrap_or(i32::MAX), libc::F_SETFD, 0) };
+    }
+    sys::cloexec_from(3 + plan.preserve_fds).map_err(|e| StepError {
         step: "close descriptors",
         errno: e.raw_os_error(),
         message: format!("cannot mark descriptors close-on-exec: {e}"),

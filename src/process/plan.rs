@@ -80,6 +80,10 @@ pub struct ChildPlan {
     /// Namespaces to join instead of creating any (`exec`): descriptors of
     /// /proc/PID/ns/* of the container's init, in the order to join them.
     pub join: Vec<(RawFd, &'static str)>,
+    /// Descriptors after stderr to pass on to the program (`--preserve-fds`).
+    pub preserve_fds: u32,
+    /// The execution domain (`linux.personality`), for personality(2).
+    pub personality: Option<libc::c_ulong>,
     /// Fork after joining, so the program is inside a joined pid
     /// namespace (`exec`); the first process stays behind as its init.
     pub fork_after_join: bool,
@@ -221,6 +225,12 @@ impl ChildPlan {
             start_socket: None,
             join: Vec::new(),
             fork_after_join: false,
+            preserve_fds: 0,
+            personality: match linux.personality().as_ref().map(|p| p.domain()) {
+                None => None,
+                Some(oci_spec::runtime::LinuxPersonalityDomain::PerLinux) => Some(0),
+                Some(oci_spec::runtime::LinuxPersonalityDomain::PerLinux32) => Some(0x0008),
+            },
             join_files: Vec::new(),
             create_container_hooks: spec
                 .hooks()
