@@ -151,6 +151,25 @@ pub struct MountStep {
     pub copy_up: bool,
 }
 
+/// A device node the config asks for (`linux.devices`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Where, relative to the new root.
+    pub path: PathBuf,
+    /// S_IFCHR, S_IFBLK or S_IFIFO.
+    pub kind: libc::mode_t,
+    /// Major device number.
+    pub major: u64,
+    /// Minor device number.
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: libc::mode_t,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
 /// Where the root comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootSource {
@@ -178,6 +197,8 @@ pub struct MountPlan {
     /// Whether the sandbox has a cgroup namespace of its own, which decides
     /// how a `cgroup` mount is made.
     pub cgroup_namespace: bool,
+    /// Device nodes to create (`linux.devices`).
+    pub devices: Vec<DeviceNode>,
     /// MS_PRIVATE, or MS_SLAVE when the config asks for host mounts to keep
     /// propagating in (`linux.rootfsPropagation`); never shared, so nothing
     /// made inside can reach the host.
@@ -317,6 +338,34 @@ impl MountPlan {
             masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
             populate_dev,
+            devices: linux
+                .and_then(|l| l.devices().as_ref())
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    use oci_spec::runtime::LinuxDeviceType as T;
+                    let kind = match d.typ() {
+                        T::C | T::U => libc::S_IFCHR,
+                        T::B => libc::S_IFBLK,
+                        T::P => libc::S_IFIFO,
+                        T::A => {
+                            return Err(MountError::BadOption {
+                                destination: d.path().clone(),
+                                option: "device type a (only b, c, u and p name a node)".to_string(),
+                            })
+                        }
+                    };
+                    Ok(DeviceNode {
+                        path: relative_destination(d.path())?,
+                        kind,
+                        major: d.major().unsigned_abs(),
+                        minor: d.minor().unsigned_abs(),
+                        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+                        uid: d.uid().unwrap_or(0),
+                        gid: d.gid().unwrap_or(0),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             root_propagation: match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
                 None | Some("private" | "rprivate" | "") => MsFlags::MS_PRIVATE,
                 Some("slave" | "rslave") => MsFlags::MS_SLAVE,
@@ -405,6 +454,9 @@ impl MountPlan {
         }
         if self.populate_dev {
             populate_dev(&root)?;
+        }
+        for device in &self.devices {
+            create_device(&root, device)?;
         }
         for path in &self.masked {
             mask_path(&root, path)?;
@@ -862,6 +914,58 @@ fn open_if_exists(root: &OwnedFd, rel: &Path) -> Result<Option<OwnedFd>, MountEr
         }
         Err(e) => Err(e),
     }
+}
+
+/// Makes a device node the config lists. Inside a user namespace mknod(2)
+/// is refused; the host's node at the same path is bound instead, as runc
+/// does for rootless containers.
+fn create_device(root: &OwnedFd, device: &DeviceNode) -> Result<(), MountError> {
+    let shown = Path::new("/").join(&device.path);
+    let parent = device.path.parent().unwrap_or(Path::new(""));
+    let name = device
+        .path
+        .file_name()
+        .ok_or_else(|| MountError::BadDestination(shown.clone()))?;
+    let dir = open_in_root(root, parent, Create::Directory)?;
+    let dev = rustix::fs::makedev(
+        u32::try_from(device.major).unwrap_or(u32::MAX),
+        u32::try_from(device.minor).unwrap_or(u32::MAX),
+    );
+    let file_type = rustix::fs::FileType::from_raw_mode(device.kind);
+    let mode = Mode::from_bits_truncate(device.mode);
+    match rustix::fs::mknodat(&dir, name, file_type, mode, dev) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Ok(()),
+        Err(rustix::io::Errno::PERM) => {
+            let target = open_in_root(root, &device.path, Create::File)?;
+            let source = old_root_path(&shown);
+            return mount(
+                Some(&source),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                syscall_err(
+                    format!("bind-mount the host's {} onto", shown.display()),
+                    &shown,
+                )(errno(e))
+            });
+        }
+        Err(e) => return Err(syscall_err("create device node", &shown)(e.into())),
+    }
+    // mknod applies the umask; the config's mode and owner are exact.
+    rustix::fs::chmodat(&dir, name, mode, rustix::fs::AtFlags::empty())
+        .map_err(|e| syscall_err("set the mode of", &shown)(e.into()))?;
+    rustix::fs::chownat(
+        &dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(device.uid)),
+        Some(rustix::fs::Gid::from_raw(device.gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| syscall_err("set the owner of", &shown)(e.into()))
 }
 
 /// Hides a path: a file behind the host's /dev/null, a directory behind an

@@ -448,3 +448,29 @@ fn rootfs_propagation_slave_is_carried_out() {
     let (stdout, _) = runtime.output_of(&bundle);
     assert_eq!(stdout.trim(), "ran", "{stdout}");
 }
+
+// config-linux.md "Devices": the node is created with the given type,
+// numbers, mode and owner, and it works.
+#[test]
+fn listed_devices_are_created_as_configured() {
+    if !privileged("listed_devices_are_created_as_configured") {
+        return;
+    }
+    let mut bundle =
+        Bundle::sh("ls -ln /dev/sunaba-null; echo data > /dev/sunaba-null && echo written");
+    bundle.config_mut()["linux"]["devices"] = json!([
+        { "path": "/dev/sunaba-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o606, "uid": 1, "gid": 2 }
+    ]);
+    bundle.write_config();
+    let runtime = Runtime::new();
+    let (stdout, stderr) = runtime.output_of(&bundle);
+    let fields: Vec<&str> = stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields.first(), Some(&"crw----rw-"), "{stdout}{stderr}");
+    assert_eq!(&fields[2..6], ["1", "2", "1,", "3"], "{stdout}");
+    assert!(stdout.contains("written"), "{stdout}{stderr}");
+}

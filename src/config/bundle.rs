@@ -116,9 +116,7 @@ pub fn load(bundle: &Path, id: &str) -> Result<Spec, BundleError> {
             "SELinux mount labels are not applied by sunaba; remove it",
         ));
     }
-    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(field("linux.devices", "creating device nodes is not supported yet; the container gets null, zero, full, random, urandom, tty and /dev/pts"));
-    }
+
     let cgroup = match linux.cgroups_path() {
         None => PathBuf::from(format!("sunaba/{id}")),
         Some(p) if p.to_string_lossy().contains(':') => {
@@ -193,12 +191,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("apparmorProfile"));
-        let dir = bundle(
-            r#"{"ociVersion":"1.0.0","root":{"path":"r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{"devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}"#,
-        );
-        assert!(load(dir.path(), "c")
-            .unwrap_err()
-            .to_string()
-            .contains("linux.devices"));
     }
 }
