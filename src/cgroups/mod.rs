@@ -20,6 +20,7 @@
 //! shared ancestor is removed only when empty. What is computed (the writes
 //! for a `LinuxResources`) lives in [`plan`], which touches no file.
 
+mod devices;
 mod error;
 pub mod freezer;
 mod fs;
@@ -141,6 +142,23 @@ impl Cgroup {
                 let controllers = v2_controllers(root, plan)?;
                 self.make(root, rel, Vec::new(), true)?;
                 enable_controllers(root, rel, &controllers, self.fake)?;
+                if !plan.device_rules.is_empty() && !self.fake {
+                    match devices::attach(&root.join(rel), &plan.device_rules) {
+                        Ok(()) => tracing::debug!(
+                            rules = plan.device_rules.len(),
+                            "device program attached"
+                        ),
+                        // Without CAP_BPF/CAP_SYS_ADMIN (a rootless caller
+                        // with a delegated cgroup) the rules stay unenforced;
+                        // the runtime decides whether that is acceptable.
+                        Err(CgroupError::Io { source, .. })
+                            if source.raw_os_error() == Some(libc::EPERM) =>
+                        {
+                            self.unenforced.push("devices".to_string());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
             LayoutKind::Legacy {
                 hierarchies,

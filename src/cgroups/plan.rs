@@ -80,6 +80,8 @@ pub struct Plan {
     pub unenforced: Vec<String>,
     /// The memory limit in bytes, when one is set.
     pub memory_limit: Option<u64>,
+    /// Device rules for a BPF device program (v2).
+    pub device_rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
 }
 
 impl Plan {
@@ -144,6 +146,9 @@ pub fn plan_v2(resources: &LinuxResources) -> Result<Plan, CgroupError> {
             plan.write(controller, file, value);
         }
     }
+    // cgroup v2 controls devices through a BPF program attached when the
+    // cgroup is made.
+    plan.device_rules = resources.devices().clone().unwrap_or_default();
     common_unenforced(&mut plan, resources);
     Ok(plan)
 }
@@ -178,17 +183,13 @@ pub fn plan_v1(resources: &LinuxResources) -> Result<Plan, CgroupError> {
         // The devices every container gets in its /dev stay usable whatever
         // the rules say, as under runc: null, zero, full, tty, random,
         // urandom, the ptmx multiplexer and the pseudo-terminals.
-        for device in [
-            "c 1:3 rwm",
-            "c 1:5 rwm",
-            "c 1:7 rwm",
-            "c 5:0 rwm",
-            "c 1:8 rwm",
-            "c 1:9 rwm",
-            "c 5:2 rwm",
-            "c 136:* rwm",
-        ] {
-            plan.write(Controller::Devices, "devices.allow", device);
+        for (typ, major, minor) in super::devices::DEFAULT_ALLOWED {
+            let minor = minor.map_or("*".to_string(), |m| m.to_string());
+            plan.write(
+                Controller::Devices,
+                "devices.allow",
+                format!("{typ} {major}:{minor} rwm"),
+            );
         }
     }
     common_unenforced(&mut plan, resources);
@@ -440,14 +441,6 @@ fn devices_v1(plan: &mut Plan, rule: &oci_spec::runtime::LinuxDeviceCgroup) {
 }
 
 fn common_unenforced(plan: &mut Plan, resources: &LinuxResources) {
-    // cgroup v2 controls devices only through a BPF program, which this
-    // backend does not load; the runtime refuses a container that could
-    // then create device nodes (CAP_MKNOD).
-    if !plan.controllers().contains(&Controller::Devices)
-        && resources.devices().as_ref().is_some_and(|d| !d.is_empty())
-    {
-        plan.unenforced.push("devices".to_string());
-    }
     if resources.block_io().is_some() {
         plan.unenforced.push("blockIO".to_string());
     }

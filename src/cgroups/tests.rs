@@ -253,6 +253,8 @@ fn v1_device_rules_keep_their_order_and_the_default_devices() {
     assert!(writes.contains(&("devices.allow".to_string(), "c 1:3 rwm".to_string())));
     assert!(plan.unenforced.iter().all(|u| u != "devices"));
 
+    // On v2 the same rules go to the BPF device program.
     let v2 = crate::cgroups::plan::plan_v2(&resources).unwrap();
-    assert!(v2.unenforced.iter().any(|u| u == "devices"));
+    assert_eq!(v2.device_rules.len(), 2);
+    assert!(v2.unenforced.iter().all(|u| u != "devices"));
 }

@@ -148,7 +148,7 @@ fn check_device_rules(spec: &Spec, enforced: bool) -> Result<(), Error> {
         .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::Mknod));
     if has_rules && !enforced && mknod && !in_userns {
         return Err(Error::Container(
-            "linux.resources.devices cannot be enforced here (cgroup v2 needs a BPF device program, which sunaba does not load) and the container holds CAP_MKNOD; drop CAP_MKNOD (--cap-drop MKNOD) or run it on a cgroup v1 host".to_string(),
+            "linux.resources.devices cannot be enforced here (no cgroup for the container, or no privilege to attach a BPF device program on cgroup v2) and the container holds CAP_MKNOD; drop CAP_MKNOD (--cap-drop MKNOD) or run it as root with cgroups".to_string(),
         ));
     }
     Ok(())
