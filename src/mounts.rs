@@ -577,17 +577,7 @@ fn mount_cgroup_view(
             target: shown.clone(),
             source: io::Error::from_raw_os_error(libc::ENOENT),
         })?;
-        let source = old_root_path(&host_mount.join(own));
-        mount(
-            Some(&source),
-            &fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| {
-            syscall_err(format!("bind-mount {} onto", source.display()), &shown)(errno(e))
-        })?;
+        bind_host(&host_mount.join(own), &target, &shown)?;
         if read_only {
             let mounted = open_in_root(root, rel, Create::Nothing)?;
             sys::mount_setattr(&cstring(&fd_path(&mounted)), mount_attr::RDONLY, false)
@@ -751,6 +741,20 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
     Ok(fd)
 }
 
+/// Binds the host's `host` (an absolute host path) onto the object behind
+/// `target`; `shown` names the destination in errors.
+fn bind_host(host: &Path, target: &OwnedFd, shown: &Path) -> Result<(), MountError> {
+    let source = old_root_path(host);
+    mount(
+        Some(&source),
+        &fd_path(target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| syscall_err(format!("bind-mount {} onto", host.display()), shown)(errno(e)))
+}
+
 /// The magic link through which mount(2) reaches the object behind `fd`.
 fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("{OLD_ROOT}/proc/self/fd/{}", fd.as_raw_fd()))
@@ -874,14 +878,7 @@ fn populate_dev(root: &OwnedFd) -> Result<(), MountError> {
         }
         let rel = Path::new("dev").join(name);
         let target = open_in_root(root, &rel, Create::File)?;
-        mount(
-            Some(&old_root_path(&host)),
-            &fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| syscall_err(format!("bind-mount {} onto", host.display()), &host)(errno(e)))?;
+        bind_host(&host, &target, &host)?;
     }
 
     let dev = open_in_root(root, Path::new("dev"), Create::Directory)?;
@@ -938,20 +935,7 @@ fn create_device(root: &OwnedFd, device: &DeviceNode) -> Result<(), MountError> 
         Err(rustix::io::Errno::EXIST) => return Ok(()),
         Err(rustix::io::Errno::PERM) => {
             let target = open_in_root(root, &device.path, Create::File)?;
-            let source = old_root_path(&shown);
-            return mount(
-                Some(&source),
-                &fd_path(&target),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| {
-                syscall_err(
-                    format!("bind-mount the host's {} onto", shown.display()),
-                    &shown,
-                )(errno(e))
-            });
+            return bind_host(&shown, &target, &shown);
         }
         Err(e) => return Err(syscall_err("create device node", &shown)(e.into())),
     }
@@ -980,7 +964,7 @@ fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
         })
         .map_err(|e| syscall_err("stat", &shown)(e.into()))?;
-    let result = if is_dir {
+    if is_dir {
         mount(
             Some("tmpfs"),
             &fd_path(&target),
@@ -988,17 +972,10 @@ fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
             MsFlags::MS_RDONLY,
             Some("size=0"),
         )
+        .map_err(|e| syscall_err("mask", &shown)(errno(e)))
     } else {
-        let null = old_root_path(Path::new("/dev/null"));
-        mount(
-            Some(&null),
-            &fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-    };
-    result.map_err(|e| syscall_err("mask", &shown)(errno(e)))
+        bind_host(Path::new("/dev/null"), &target, &shown)
+    }
 }
 
 /// Re-binds a path onto itself, read-only with every submount.

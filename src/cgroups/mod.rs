@@ -353,16 +353,10 @@ impl Cgroup {
                 unified,
             } => {
                 for h in hierarchies {
-                    let controllers = [
-                        Controller::Cpu,
-                        Controller::Cpuset,
-                        Controller::Memory,
-                        Controller::Pids,
-                        Controller::Devices,
-                    ]
-                    .into_iter()
-                    .filter(|c| h.controllers.iter().any(|n| n == c.name()))
-                    .collect();
+                    let controllers = Controller::ALL
+                        .into_iter()
+                        .filter(|c| h.controllers.iter().any(|n| n == c.name()))
+                        .collect();
                     add(&h.mount, controllers, false);
                 }
                 if let Some(root) = unified {

@@ -43,16 +43,17 @@ impl Controller {
         }
     }
 
+    /// Every controller sunaba writes to.
+    pub const ALL: [Controller; 5] = [
+        Controller::Cpu,
+        Controller::Cpuset,
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Devices,
+    ];
+
     fn from_name(name: &str) -> Option<Controller> {
-        [
-            Controller::Cpu,
-            Controller::Cpuset,
-            Controller::Memory,
-            Controller::Pids,
-            Controller::Devices,
-        ]
-        .into_iter()
-        .find(|c| c.name() == name)
+        Controller::ALL.into_iter().find(|c| c.name() == name)
     }
 }
 
