@@ -659,7 +659,17 @@ pub fn run(
     } else {
         None
     };
-    let ended = supervise(&sandbox, &mut signals, relay, None)?;
+    let ended = match supervise(&sandbox, &mut signals, relay, None) {
+        Ok(ended) => ended,
+        Err(e) => {
+            // Nothing of the container may outlive a failed run.
+            let _ = sandbox.signal(libc::SIGKILL);
+            let _ = sandbox.wait();
+            drop(cgroup);
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
     let exit = classify(ended, cgroup.get(), &spec);
     cgroup.remove()?;
     run_post_hooks("poststop", &saved, Status::Stopped);
@@ -960,7 +970,11 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
     } else {
         None
     };
-    let ended = supervise(&sandbox, &mut signals, relay, None)?;
+    let ended = supervise(&sandbox, &mut signals, relay, None).inspect_err(|_| {
+        // The exec'd program goes with the failed wait.
+        let _ = sandbox.signal(libc::SIGKILL);
+        let _ = sandbox.wait();
+    })?;
     Ok(Some(classify(ended, None, &spec)))
 }
 
