@@ -346,3 +346,29 @@ fn create_as_nobody() {
         .expect_err("nobody has no delegated cgroup");
     assert!(matches!(err, CgroupError::NotDelegated { .. }), "{err}");
 }
+
+#[test]
+fn memory_reservation_is_protected_from_reclaim() {
+    if !privileged("memory_reservation_is_protected_from_reclaim") {
+        return;
+    }
+    let res = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64 * MIB)
+                .reservation(16 * MIB)
+                .build()
+                .expect("memory"),
+        )
+        .build()
+        .expect("resources");
+    let (layout, rel, _guard) = setup(&res);
+    let memory = dir_of(&layout, &rel, "memory");
+    // memory.low on v2 (reclaim protection), the soft limit on v1.
+    let file = if layout.is_unified() {
+        "memory.low"
+    } else {
+        "memory.soft_limit_in_bytes"
+    };
+    assert_eq!(read(&memory.join(file)), (16 * MIB).to_string());
+}

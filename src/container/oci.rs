@@ -973,9 +973,9 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
     let ended = supervise(&sandbox, &mut signals, relay, None).inspect_err(|_| {
         // The exec'd program goes with the failed wait: it first (through
         // a pidfd, so a recycled pid is never hit), then its small init.
-        if let Some(fd) = rustix::process::Pid::from_raw(program)
-            .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok())
-        {
+        if let Some(fd) = rustix::process::Pid::from_raw(program).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        }) {
             let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
         }
         let _ = sandbox.signal(libc::SIGKILL);
