@@ -216,7 +216,7 @@ pub(super) fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
 /// failure is an [`Exit`], not an error.
 pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     let started = Instant::now();
-    let plan = ChildPlan::from_spec(spec, options.init)?;
+    let mut plan = ChildPlan::from_spec(spec, options.init)?;
     debug!(elapsed_us = started.elapsed().as_micros(), "plan ready");
     if tracing::enabled!(tracing::Level::DEBUG) {
         log_plan(&plan);
@@ -231,7 +231,7 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         mut cgroup,
         terminal,
         ..
-    } = launch(spec, &plan, options, &signals.saved_mask())?;
+    } = launch(spec, &mut plan, options, &signals.saved_mask())?;
     let terminal = terminal.map(Relay::new);
     info!(
         pid = sandbox.pid,
@@ -282,7 +282,7 @@ pub(super) struct Launched {
 /// killed and the cgroup removed before returning.
 pub(super) fn launch(
     spec: &Spec,
-    plan: &ChildPlan,
+    plan: &mut ChildPlan,
     options: &RunOptions,
     saved_mask: &libc::sigset_t,
 ) -> Result<Launched, Error> {
@@ -294,6 +294,16 @@ pub(super) fn launch(
         .map(open_dir)
         .transpose()?;
     let placed_by_clone = cgroup_fd.is_some();
+    let cgroup_mount = plan.mounts.as_ref().is_some_and(|m| {
+        m.mounts
+            .iter()
+            .any(|s| matches!(s.kind, crate::mounts::MountKind::Cgroup { .. }))
+    });
+    plan.place_while_mounting = cgroup.get().is_some()
+        && !placed_by_clone
+        && !cgroup_mount
+        && plan.join.is_empty()
+        && plan.mounts.is_some();
 
     use std::os::fd::AsRawFd;
     let sandbox = process::spawn(plan, cgroup_fd.as_ref().map(|f| f.as_raw_fd()), saved_mask)?;
@@ -373,6 +383,9 @@ fn start(
         namespaces::write_id_maps(sandbox.pid, &plan.uid_mappings, &plan.gid_mappings, true)
             .map_err(ProcessError::from)?;
         debug!(pid = sandbox.pid, "uid/gid maps written");
+    }
+    if plan.place_while_mounting {
+        sandbox.release_early()?;
     }
     if let Some(cgroup) = cgroup.filter(|_| !placed_by_clone) {
         cgroup.add_process(sandbox.pid)?;

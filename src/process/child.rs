@@ -130,7 +130,7 @@ fn setup_and_exec(
     }
 
     // After placement, so the namespace's root is the sandbox's own cgroup.
-    if plan.namespaces.cgroup {
+    if plan.namespaces.cgroup && !plan.place_while_mounting {
         step("unshare cgroup namespace");
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .in_step("unshare cgroup namespace")?;
@@ -174,6 +174,16 @@ fn setup_and_exec(
     if let Some(mounts) = &plan.mounts {
         step("mount root filesystem");
         mounts.apply().in_step("mount root filesystem")?;
+    }
+    if plan.place_while_mounting {
+        // The runtime has been moving us into our cgroups meanwhile; the
+        // second release says it is done.
+        channel.wait_go().in_step("wait for cgroup placement")?;
+        if plan.namespaces.cgroup {
+            step("unshare cgroup namespace");
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .in_step("unshare cgroup namespace")?;
+        }
     }
 
     step("set rlimits");

@@ -188,6 +188,17 @@ impl Sandbox {
         }
     }
 
+    /// Lets the child start its setup before the runtime places it in its
+    /// cgroups (see `ChildPlan::place_while_mounting`); [`Sandbox::start`]
+    /// then releases it a second time.
+    ///
+    /// # Errors
+    ///
+    /// The channel failing.
+    pub fn release_early(&self) -> Result<(), ProcessError> {
+        self.channel.send_go().map_err(ProcessError::Channel)
+    }
+
     /// Hands the container's state to its createContainer hooks and waits
     /// until they have run.
     ///

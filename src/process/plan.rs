@@ -80,6 +80,12 @@ pub struct ChildPlan {
     /// Namespaces to join instead of creating any (`exec`): descriptors of
     /// /proc/PID/ns/* of the container's init, in the order to join them.
     pub join: Vec<(RawFd, &'static str)>,
+    /// The runtime moves the child into its cgroups (v1) while the child
+    /// builds its root, and releases it a second time once placed: the
+    /// migration and the mounts overlap instead of adding up. Only when no
+    /// mount depends on the cgroup (a `cgroup` mount needs the cgroup
+    /// namespace, made after placement).
+    pub place_while_mounting: bool,
     /// Descriptors after stderr to pass on to the program (`--preserve-fds`).
     pub preserve_fds: u32,
     /// The execution domain (`linux.personality`), for personality(2).
@@ -225,6 +231,7 @@ impl ChildPlan {
             start_socket: None,
             join: Vec::new(),
             fork_after_join: false,
+            place_while_mounting: false,
             preserve_fds: 0,
             personality: match linux.personality().as_ref().map(|p| p.domain()) {
                 None => None,
