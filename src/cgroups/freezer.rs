@@ -64,11 +64,20 @@ pub fn set_frozen(
         if fs::make_dir(&dir)? == fs::Made::Created {
             tracing::debug!(path = %dir.display(), "freezer cgroup created");
         }
-        for pid in cgroup.pids()? {
-            fs::write_file(&dir.join("cgroup.procs"), &pid.to_string(), false)?;
+        // Processes keep forking until frozen: move them in rounds until a
+        // round finds none left outside, then freeze; stragglers forked in
+        // between are moved after (a task moved into a frozen cgroup
+        // freezes).
+        for _ in 0..10 {
+            if move_into(&dir, cgroup)? == 0 {
+                break;
+            }
         }
     }
     fs::write_file(&dir.join(file), value, false)?;
+    if !v2 && frozen {
+        move_into(&dir, cgroup)?;
+    }
     let check = if v2 {
         dir.join("cgroup.events")
     } else {
@@ -85,6 +94,23 @@ pub fn set_frozen(
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
+}
+
+/// Moves the cgroup's processes that are not yet in the freezer cgroup
+/// `dir` into it; returns how many moved. A process that exits meanwhile
+/// (ESRCH) needs no moving.
+fn move_into(dir: &Path, cgroup: &Cgroup) -> Result<usize, CgroupError> {
+    let inside = fs::procs(dir)?;
+    let mut moved = 0;
+    for pid in cgroup.pids()?.into_iter().filter(|p| !inside.contains(p)) {
+        match fs::write_file(&dir.join("cgroup.procs"), &pid.to_string(), false) {
+            Ok(()) => moved += 1,
+            Err(CgroupError::WriteFile { source, .. })
+                if source.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(moved)
 }
 
 /// Whether the cgroup at `rel` is frozen.
