@@ -251,9 +251,10 @@ impl Cgroup {
                         d.controllers.contains(&write.controller)
                     }
                 })
-                .ok_or(CgroupError::ControllerUnavailable {
+                .ok_or_else(|| CgroupError::ControllerUnavailable {
                     controller: write.controller.name(),
-                    path: PathBuf::new(),
+                    // Name the cgroup that lacks it: its directories.
+                    path: PathBuf::from(self.describe()),
                 })?;
             let path = dir.path.join(&write.file);
             if write.optional && !path.exists() {

@@ -59,6 +59,14 @@ pub enum ProcessError {
     /// The sync channel failed.
     #[error("sync channel with the sandbox process: {0}")]
     Channel(std::io::Error),
+    /// The start socket of a created container could not be reached.
+    #[error("cannot reach the start socket {path}: {source}")]
+    StartSocket {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A setup step in the child failed.
     #[error("{}", .0.message)]
     Setup(ChildFailure),
@@ -149,8 +157,12 @@ pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessE
         None,
     )
     .map_err(|e| ProcessError::Channel(e.into()))?;
-    let addr = UnixAddr::new(path).map_err(|e| ProcessError::Channel(e.into()))?;
-    connect(fd.as_raw_fd(), &addr).map_err(|e| ProcessError::Channel(e.into()))?;
+    let unreachable = |e: nix::errno::Errno| ProcessError::StartSocket {
+        path: path.to_path_buf(),
+        source: e.into(),
+    };
+    let addr = UnixAddr::new(path).map_err(unreachable)?;
+    connect(fd.as_raw_fd(), &addr).map_err(unreachable)?;
     let channel = Channel::from_fd(fd);
     channel.send_state(state).map_err(ProcessError::Channel)?;
     loop {
