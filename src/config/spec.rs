@@ -173,7 +173,11 @@ fn environment(layer: &Layer, uid: u32) -> Vec<String> {
 }
 
 /// The mounts of the sandbox, in the order they are made.
-fn mounts(layer: &Layer, command: &[String], ctx: &RunContext) -> Result<Vec<Mount>, ConfigError> {
+fn mounts(
+    layer: &Layer,
+    program: Option<&Path>,
+    ctx: &RunContext,
+) -> Result<Vec<Mount>, ConfigError> {
     let fs = &layer.filesystem;
     let rootless = ctx.euid != 0;
     let mut out = vec![
@@ -279,8 +283,8 @@ fn mounts(layer: &Layer, command: &[String], ctx: &RunContext) -> Result<Vec<Mou
     // same absolute path so the path the caller gave keeps working. It comes
     // last: a tmpfs or volume mounted over a parent directory (the default
     // /tmp above all) would otherwise hide it.
-    if let Some(program) = host_program(layer, command, ctx) {
-        out.push(bind(&program, &program, true)?);
+    if let Some(program) = program {
+        out.push(bind(program, program, true)?);
     }
     Ok(out)
 }
@@ -344,7 +348,8 @@ pub fn build_spec(
         .map_err(|e| invalid("capabilities", e.to_string()))?;
 
     let mut args = command.to_vec();
-    if let Some(program) = host_program(layer, command, ctx) {
+    let program = host_program(layer, command, ctx);
+    if let Some(program) = &program {
         args[0] = program.to_string_lossy().into_owned();
     }
     let process = ProcessBuilder::default()
@@ -449,7 +454,7 @@ pub fn build_spec(
                 .clone()
                 .unwrap_or_else(|| "sunaba".to_string()),
         )
-        .mounts(mounts(layer, command, ctx)?)
+        .mounts(mounts(layer, program.as_deref(), ctx)?)
         .linux(linux)
         .annotations(annotations)
         .build()
