@@ -29,5 +29,10 @@ scripts/check.sh
 # when they are missing.
 # The podman and containerd tests stay on the host: the guest has no room
 # for their image stores.
+# The guest is emulated (TCG). A test binary takes at most a few minutes
+# there; one that is still running after ten has hung, and vm-test.sh then
+# prints each guest process's kernel stack and gives the binary one more
+# guest: a hang costs minutes and leaves its evidence in the log.
+VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-600} VM_TEST_ATTEMPTS=${VM_TEST_ATTEMPTS:-2} \
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/vm-test.sh" \
     cargo test --locked --lib --test cgroup_backend --test 'run_*' --test 'oci_*'

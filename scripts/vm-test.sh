@@ -14,7 +14,10 @@
 #   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER=$PWD/scripts/vm-test.sh cargo test
 #
 # Environment:
-#   VM_TEST_TIMEOUT  seconds before QEMU is killed (default 1200)
+#   VM_TEST_TIMEOUT  seconds before QEMU is killed (default 1200); 30 s before that, the
+#                    guest lists its processes with their kernel stacks on the console,
+#                    which is printed after a timeout
+#   VM_TEST_ATTEMPTS runs after a timeout, each in a new guest (default 1)
 #   VM_TEST_ENV      extra variable names to pass into the guest (space or comma separated).
 #                    Always passed when set: REQUIRE_PRIVILEGED_TESTS, RUST_BACKTRACE,
 #                    RUST_LOG, RUST_LIB_BACKTRACE, RUST_MIN_STACK, RUST_TEST_THREADS,
@@ -45,6 +48,7 @@ readonly EXIT_VM_FAILED=125
 readonly PACKAGES=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
 # Modules the guest needs before it can reach its shares; dependencies are added from modinfo.
 readonly EARLY_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay)
+readonly HANG_REPORT='vm-test: guest: the command is still running; its processes'
 readonly GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 prog=vm-test
@@ -68,6 +72,21 @@ fi
 timeout_s=${VM_TEST_TIMEOUT:-1200}
 [[ $timeout_s =~ ^[0-9]+$ && $timeout_s -gt 0 ]] ||
 	die "VM_TEST_TIMEOUT must be a positive number of seconds, got '$timeout_s'"
+attempts=${VM_TEST_ATTEMPTS:-1}
+[[ $attempts =~ ^[0-9]+$ && $attempts -gt 0 ]] ||
+	die "VM_TEST_ATTEMPTS must be a positive number, got '$attempts'"
+# A timed-out run has already printed what the guest was waiting for; a fresh
+# guest then gets another go, and only the last attempt's status counts.
+if [[ $attempts -gt 1 ]]; then
+	for ((try = 1; ; try++)); do
+		rc=0
+		VM_TEST_ATTEMPTS=1 "$0" "$@" || rc=$?
+		if [[ $rc -ne $EXIT_TIMEOUT || $try -ge $attempts ]]; then
+			exit "$rc"
+		fi
+		note "attempt $try of $attempts timed out; running it again in a new guest"
+	done
+fi
 mem=${VM_TEST_MEM:-1536M}
 cpus=${VM_TEST_CPUS:-2}
 
@@ -420,6 +439,20 @@ while :; do
 	usleep 10000
 done
 
+# Every user process with its state, what it is blocked in and its kernel stack.
+report_hang() {
+	echo "vm-test: guest: the command is still running; its processes"
+	for d in /proc/[0-9]*; do
+		[ -r "$d/stat" ] || continue
+		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)
+		[ -n "$cmd" ] || continue # kernel threads
+		set -- $(sed 's/.*) //' "$d/stat" 2>/dev/null)
+		printf 'pid %s ppid %s state %s wchan %s: %s\n' "${d#/proc/}" "$2" "$1" \
+			"$(cat "$d/wchan" 2>/dev/null)" "$cmd"
+		case "$1" in D | S) sed 's/^/    /' "$d/stack" 2>/dev/null ;; esac
+	done
+}
+
 share() { # tag path ro|rw
 	mkdir -p "$2" 2>/dev/null
 	if [ "$3" = ro ]; then o=ro,cache=loose; else o=rw,cache=mmap; fi
@@ -435,6 +468,12 @@ EOF
 		printf 'ln -sfn %s %s || fail %s\n' "$(shq "${l##*$'\t'}")" "$(shq "${l%%$'\t'*}")" "$(shq "link ${l%%$'\t'*}")"
 	done
 	printf 'cd %s || fail %s\n' "$(shq "$cwd")" "$(shq "cd $cwd")"
+	# Shortly before the host gives up, the guest writes what every process is
+	# waiting for to its console (the command holds the error port), so a hang
+	# in CI leaves more behind than a timeout.
+	if [[ $timeout_s -gt 60 ]]; then
+		printf '(sleep %d; report_hang >/dev/ttyS0 2>&1) &\n' $((timeout_s - 30))
+	fi
 	printf '/usr/bin/env -i'
 	for a in "${envargs[@]}"; do printf ' %s' "$(shq "$a")"; done
 	for a in "$@"; do printf ' %s' "$(shq "$a")"; done
@@ -450,7 +489,7 @@ EOF
 
 # --- run -----------------------------------------------------------------------------------
 
-console_level="quiet loglevel=3"
+console_level="quiet loglevel=4"
 [[ ${VM_TEST_VERBOSE:-0} == 1 ]] && console_level="loglevel=7"
 
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -no-reboot
@@ -509,6 +548,14 @@ if [[ ${VM_TEST_VERBOSE:-0} == 1 ]]; then
 fi
 if [[ $timed_out == 1 ]]; then
 	note "timed out after ${timeout_s}s (VM_TEST_TIMEOUT); QEMU was killed"
+	{
+		echo "--- guest console ---"
+		if grep -q "$HANG_REPORT" "$run/console"; then
+			sed -n "/$HANG_REPORT/,\$p" "$run/console"
+		else
+			tail -n 40 "$run/console"
+		fi
+	} >&2
 	exit "$EXIT_TIMEOUT"
 fi
 status=$(tr -d '\r\n ' <"$run/status")

@@ -255,10 +255,33 @@ fn a_terminal_caller_gets_a_pseudo_terminal_of_the_sandbox() {
         .spawn()
         .expect("run script");
     let keep_open = child.stdin.take();
+    // Nothing below may hang the suite: script is killed after a minute.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let script_pid = i32::try_from(child.id()).expect("pid fits i32");
+    let watchdog = {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            for _ in 0..600 {
+                if finished.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            // SAFETY: kill has no memory-safety preconditions; script is our
+            // unreaped child, so its PID cannot have been reused.
+            unsafe { libc::kill(script_pid, libc::SIGKILL) };
+            true
+        })
+    };
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
         .expect("read script's output");
     let status = child.wait().expect("wait for script");
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !watchdog.join().expect("watchdog"),
+        "script and sunaba still ran after a minute; killed: {stdout}"
+    );
     drop(keep_open);
     let stdout = stdout.replace('\r', "");
     assert_eq!(status.code(), Some(7), "{stdout}");

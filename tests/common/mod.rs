@@ -17,7 +17,7 @@ pub mod oci;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -201,19 +201,39 @@ impl Sandbox {
     }
 }
 
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
+/// Reads a pipe to its end on a thread of its own.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+/// What a drained pipe held once sunaba has exited. A process that still
+/// holds the pipe (a sandboxed one that outlived sunaba) keeps it from
+/// ending: the test fails naming it instead of hanging.
+fn drained(pipe: &Receiver<String>, name: &str, marker: &str) -> String {
+    match pipe.recv_timeout(SETTLE) {
+        Ok(text) => text,
+        Err(_) => {
+            let holders: Vec<(i32, String)> = sandboxed_processes(marker)
+                .into_iter()
+                .map(|p| (p, cmdline(p)))
+                .collect();
+            kill_sandboxed(marker);
+            panic!("sunaba's {name} still open {SETTLE:?} after it exited; sandboxed processes: {holders:?}");
+        }
+    }
 }
 
 /// A sunaba process that is still running; killed by PID if dropped.
 pub struct Running {
     child: Option<Child>,
-    out: Option<JoinHandle<String>>,
-    err: Option<JoinHandle<String>>,
+    out: Option<Receiver<String>>,
+    err: Option<Receiver<String>>,
     sandbox: Sandbox,
 }
 
@@ -281,8 +301,9 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let stdout = self.out.take().expect("stdout").join().unwrap_or_default();
-        let stderr = self.err.take().expect("stderr").join().unwrap_or_default();
+        let marker = self.sandbox.marker.clone();
+        let stdout = drained(&self.out.take().expect("stdout"), "stdout", &marker);
+        let stderr = drained(&self.err.take().expect("stderr"), "stderr", &marker);
         Finished {
             output: Output {
                 status,
