@@ -35,4 +35,4 @@ scripts/check.sh
 # guest: a hang costs minutes and leaves its evidence in the log.
 VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-600} VM_TEST_ATTEMPTS=${VM_TEST_ATTEMPTS:-2} \
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/vm-test.sh" \
-    cargo test --locked --lib --test cgroup_backend --test 'run_*' --test 'oci_*'
+    cargo test --locked --lib --test cgroup_backend --test bench --test 'run_*' --test 'oci_*'

@@ -6,6 +6,7 @@
 //! `config.json`) becomes one OCI runtime [`oci_spec::runtime::Spec`], and
 //! one engine carries it out: see `ARCHITECTURE.md`.
 
+pub mod bench;
 pub mod capabilities;
 pub mod cgroups;
 pub mod cli;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sunaba::cli::{features, lifecycle, spec, Cli, Command, LogFormat, LogLevel};
+use sunaba::cli::{bench, features, lifecycle, spec, Cli, Command, LogFormat, LogLevel};
 use sunaba::container::{oci, Exit};
 use tracing_subscriber::EnvFilter;
 
@@ -112,6 +112,9 @@ fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
             oci::ps(&root, &args.id, args.format == lifecycle::Format::Json).map(print)
         }
         Command::Spec(args) => spec::run(args).map(|()| None),
+        Command::Bench(args) => bench::run(args).map(|()| None),
+        Command::BenchLayer(args) => bench::layer(args).map(Some),
+        Command::BenchWorkload(args) => bench::workload(args).map(|()| None),
         Command::Features => Ok(print(
             serde_json::to_string_pretty(&features::features()).unwrap_or_default(),
         )),

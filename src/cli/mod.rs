@@ -1,6 +1,7 @@
 //! The command line: clap definitions and the mapping of each verb onto the
 //! library, nothing else.
 
+pub mod bench;
 pub mod features;
 pub mod lifecycle;
 pub mod run;
@@ -101,6 +102,14 @@ pub enum Command {
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as runtime-spec features JSON.
     Features,
+    /// Measure what each layer of isolation costs, beside the peers.
+    Bench(bench::BenchArgs),
+    /// Run a command in a sandbox cut down to one layer (for `bench`).
+    #[command(hide = true)]
+    BenchLayer(bench::LayerArgs),
+    /// Run one steady-state workload and print its figure (for `bench`).
+    #[command(hide = true)]
+    BenchWorkload(bench::WorkloadArgs),
 }
 
 impl Cli {

@@ -83,6 +83,9 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Fail when a resource limit cannot be enforced.
     pub require_limits: bool,
+    /// Make no cgroup at all. Only `sunaba bench` sets it, to measure what
+    /// the layers below the cgroup cost.
+    pub no_cgroup: bool,
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -464,6 +467,7 @@ pub fn build_spec(
         init: layer.process.init.unwrap_or(false),
         timeout: layer.process.timeout.map(|t| t.0),
         require_limits: layer.resources.require_limits.unwrap_or(false),
+        no_cgroup: false,
     };
     Ok((spec, options))
 }

@@ -155,6 +155,9 @@ fn check_device_rules(spec: &Spec, enforced: bool) -> Result<(), Error> {
 }
 
 fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error> {
+    if options.no_cgroup {
+        return Ok(CgroupGuard(None));
+    }
     let linux = spec.linux().as_ref();
     let resources = linux
         .and_then(|l| l.resources().clone())

@@ -1,0 +1,215 @@
+//! The steady-state workloads, run inside a sandbox (as `sunaba
+//! bench-workload`, the sunaba binary bound at its own path) and on the host,
+//! so the difference is what the sandbox costs once it runs.
+//!
+//! Each prints one number on stdout: nanoseconds per syscall, MiB per
+//! second, or microseconds per round trip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::Instant;
+
+/// A workload and its size.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Workload {
+    /// `getppid` in a loop: the cheapest syscall, so a seccomp filter's
+    /// cost per call shows (ns/call).
+    Getppid {
+        /// Calls.
+        calls: u64,
+    },
+    /// `ioctl(FIONREAD)` on a pipe in a loop: a syscall the agent filter
+    /// checks the arguments of (ns/call).
+    Ioctl {
+        /// Calls.
+        calls: u64,
+    },
+    /// Writes a file in 64 KiB blocks, reads it back and removes it (MiB/s
+    /// of data moved).
+    Fileio {
+        /// The directory to write in.
+        dir: std::path::PathBuf,
+        /// MiB to write.
+        mib: u64,
+    },
+    /// One-byte ping-pong over a loopback TCP connection (us/round trip).
+    Tcp {
+        /// Round trips.
+        round_trips: u64,
+    },
+}
+
+impl Workload {
+    /// The unit of what [`Workload::run`] returns.
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Workload::Getppid { .. } | Workload::Ioctl { .. } => "ns/call",
+            Workload::Fileio { .. } => "MiB/s",
+            Workload::Tcp { .. } => "us/round trip",
+        }
+    }
+
+    /// Whether a bigger number is better (a rate) rather than worse (a time).
+    pub fn is_rate(&self) -> bool {
+        matches!(self, Workload::Fileio { .. })
+    }
+
+    /// Runs the workload and returns its figure.
+    ///
+    /// # Errors
+    ///
+    /// A syscall, file or socket operation failed; the error names it.
+    pub fn run(&self) -> Result<f64, String> {
+        match self {
+            Workload::Getppid { calls } => Ok(getppid(*calls)),
+            Workload::Ioctl { calls } => ioctl(*calls),
+            Workload::Fileio { dir, mib } => fileio(dir, *mib),
+            Workload::Tcp { round_trips } => tcp(*round_trips),
+        }
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn per_call_ns(started: Instant, calls: u64) -> f64 {
+    started.elapsed().as_nanos() as f64 / calls.max(1) as f64
+}
+
+fn getppid(calls: u64) -> f64 {
+    // The raw syscall: a libc that cached the answer would measure nothing.
+    let call = || {
+        // SAFETY: getppid takes no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    };
+    (0..calls / 10).for_each(|_| call());
+    let started = Instant::now();
+    (0..calls).for_each(|_| call());
+    per_call_ns(started, calls)
+}
+
+fn ioctl(calls: u64) -> Result<f64, String> {
+    let (read_end, _write_end) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let call = || {
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through a pointer to a live int;
+        // the descriptor is an open pipe.
+        unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&read_end),
+                libc::FIONREAD,
+                &mut pending,
+            )
+        }
+    };
+    if call() != 0 {
+        return Err(format!(
+            "ioctl(FIONREAD): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    (0..calls / 10).for_each(|_| {
+        call();
+    });
+    let started = Instant::now();
+    (0..calls).for_each(|_| {
+        call();
+    });
+    Ok(per_call_ns(started, calls))
+}
+
+fn fileio(dir: &Path, mib: u64) -> Result<f64, String> {
+    let path = dir.join(format!("sunaba-bench-{}", std::process::id()));
+    let block = vec![0x5au8; 64 * 1024];
+    let blocks = mib * 16;
+    let failed = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
+
+    let started = Instant::now();
+    let result = (|| -> Result<(), String> {
+        let mut file = std::fs::File::create(&path).map_err(|e| failed("create", e))?;
+        for _ in 0..blocks {
+            file.write_all(&block).map_err(|e| failed("write", e))?;
+        }
+        drop(file);
+        let mut file = std::fs::File::open(&path).map_err(|e| failed("open", e))?;
+        let mut buf = vec![0u8; block.len()];
+        while file.read(&mut buf).map_err(|e| failed("read", e))? > 0 {}
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    result?;
+    #[allow(clippy::cast_precision_loss)] // a few hundred MiB at most
+    let moved = (2 * mib) as f64;
+    Ok(moved / started.elapsed().as_secs_f64())
+}
+
+fn tcp(round_trips: u64) -> Result<f64, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1: {e}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut peer, _) = listener.accept()?;
+        peer.set_nodelay(true)?;
+        let mut byte = [0u8; 1];
+        while peer.read(&mut byte)? == 1 {
+            peer.write_all(&byte)?;
+        }
+        Ok(())
+    });
+
+    let mut stream = TcpStream::connect(address).map_err(|e| format!("connect {address}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let mut byte = [1u8; 1];
+    let mut trip = || -> std::io::Result<()> {
+        stream.write_all(&byte)?;
+        stream.read_exact(&mut byte)
+    };
+    for _ in 0..round_trips / 10 {
+        trip().map_err(|e| format!("round trip over {address}: {e}"))?;
+    }
+    let started = Instant::now();
+    for _ in 0..round_trips {
+        trip().map_err(|e| format!("round trip over {address}: {e}"))?;
+    }
+    let us = per_call_ns(started, round_trips) / 1000.0;
+    drop(stream);
+    let _ = echo.join();
+    Ok(us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_gives_a_positive_figure_on_the_host() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for w in [
+            Workload::Getppid { calls: 1000 },
+            Workload::Ioctl { calls: 1000 },
+            Workload::Fileio {
+                dir: dir.path().to_path_buf(),
+                mib: 1,
+            },
+            Workload::Tcp { round_trips: 100 },
+        ] {
+            let figure = w.run().expect("workload runs");
+            assert!(figure > 0.0 && figure.is_finite(), "{w:?}: {figure}");
+        }
+        // The file workload cleans up after itself.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn a_missing_directory_is_named() {
+        let err = Workload::Fileio {
+            dir: "/nonexistent-sunaba-bench".into(),
+            mib: 1,
+        }
+        .run()
+        .expect_err("no such directory");
+        assert!(err.contains("/nonexistent-sunaba-bench"), "{err}");
+    }
+}

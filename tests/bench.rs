@@ -1,0 +1,232 @@
+//! `sunaba bench`: each measured layer really adds the isolation it names
+//! (read back from /proc and the cgroup tree), a short run reports every
+//! row and writes its JSON and SVG, and bad options are refused before
+//! anything runs.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{privileged, SUNABA};
+
+/// What a process in a layer reports about itself.
+struct Seen {
+    namespaces: Vec<(String, bool)>,
+    seccomp: String,
+    no_new_privs: String,
+    cap_eff: String,
+    root_writable: bool,
+    in_own_cgroup: bool,
+}
+
+const KINDS: [&str; 5] = ["pid", "net", "mnt", "ipc", "uts"];
+
+fn seen_in(layer: &str, dir: &std::path::Path) -> Seen {
+    let script = "for n in pid net mnt ipc uts; do readlink /proc/self/ns/$n; done; \
+        grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; \
+        if touch /.sunaba-bench-probe 2>/dev/null; then rm /.sunaba-bench-probe; echo root-writable; fi; \
+        echo ready; read -r _ || true";
+    let mut child = Command::new(SUNABA)
+        .args(["bench-layer", layer, "--", "/bin/sh", "-c", script])
+        .current_dir(dir)
+        .env("SUNABA_DATA_DIR", dir.join("data"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sunaba bench-layer");
+    let mut out = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    while !out.ends_with("ready\n") {
+        let n = std::io::BufRead::read_line(&mut stdout, &mut out).expect("read");
+        assert!(n > 0, "layer {layer} ended early: {out}");
+    }
+    // While the program waits, the host side shows whether it has a cgroup.
+    let pid = i32::try_from(child.id()).expect("pid");
+    let in_own_cgroup = !common::leftover_cgroups(pid).is_empty();
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "layer {layer}: {status}");
+
+    let host = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).expect("own ns");
+    let lines: Vec<&str> = out.lines().collect();
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    Seen {
+        namespaces: KINDS
+            .iter()
+            .zip(&lines)
+            .map(|(k, l)| (k.to_string(), *l != host(k).to_string_lossy()))
+            .collect(),
+        seccomp: field("Seccomp:"),
+        no_new_privs: field("NoNewPrivs:"),
+        cap_eff: field("CapEff:"),
+        root_writable: out.contains("root-writable"),
+        in_own_cgroup,
+    }
+}
+
+#[test]
+fn each_layer_adds_the_isolation_it_names() {
+    if !privileged("each_layer_adds_the_isolation_it_names") {
+        return;
+    }
+    let dir = common::temp_dir();
+    std::fs::create_dir(dir.path().join("input")).expect("input dir");
+    let own = |s: &Seen, kind: &str| s.namespaces.iter().any(|(k, new)| k == kind && *new);
+
+    let runtime = seen_in("runtime", dir.path());
+    assert!(
+        KINDS.iter().all(|k| !own(&runtime, k)),
+        "runtime: {:?}",
+        runtime.namespaces
+    );
+    assert!(runtime.root_writable && !runtime.in_own_cgroup);
+    assert_eq!(runtime.seccomp, "0");
+
+    let namespaces = seen_in("namespaces", dir.path());
+    assert!(own(&namespaces, "pid") && own(&namespaces, "ipc") && own(&namespaces, "uts"));
+    assert!(!own(&namespaces, "net") && !own(&namespaces, "mnt"));
+
+    let network = seen_in("network", dir.path());
+    assert!(own(&network, "net") && !own(&network, "mnt"));
+    assert!(network.root_writable);
+
+    let rootfs = seen_in("rootfs", dir.path());
+    assert!(own(&rootfs, "mnt") && !rootfs.root_writable && !rootfs.in_own_cgroup);
+
+    let cgroup = seen_in("cgroup", dir.path());
+    assert!(cgroup.in_own_cgroup, "the cgroup layer made no cgroup");
+    assert_eq!(cgroup.seccomp, "0");
+    assert_ne!(cgroup.cap_eff, "0000000000000000");
+
+    let lockdown = seen_in("lockdown", dir.path());
+    assert!(lockdown.in_own_cgroup);
+    assert_eq!(lockdown.seccomp, "2", "a filter is installed");
+    assert_eq!(lockdown.no_new_privs, "1");
+    assert_eq!(lockdown.cap_eff, "0000000000000000");
+}
+
+#[test]
+fn a_short_run_reports_every_row_and_writes_json_and_svg() {
+    if !privileged("a_short_run_reports_every_row_and_writes_json_and_svg")
+        || !common::require(
+            "a_short_run_reports_every_row_and_writes_json_and_svg",
+            &["busybox"],
+        )
+    {
+        return;
+    }
+    let dir = common::temp_dir();
+    let (json, svg) = (dir.path().join("b.json"), dir.path().join("b.svg"));
+    let out = Command::new(SUNABA)
+        .args([
+            "bench",
+            "--only",
+            "start,scale",
+            "-n",
+            "2",
+            "--scale",
+            "0,2",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sunaba bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid JSON");
+    let rows = report["start"].as_array().expect("start rows");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "fork+exec",
+            "runtime",
+            "namespaces",
+            "network",
+            "rootfs",
+            "cgroup",
+            "lockdown",
+            "agent",
+            "sunaba run",
+            "sunaba create+start+delete"
+        ]
+    );
+    for row in rows {
+        assert!(row["failed"].is_null(), "{row}");
+        assert_eq!(row["ms"]["n"], 2, "{row}");
+        assert!(
+            row["ms"]["median"].as_f64().is_some_and(|m| m > 0.0),
+            "{row}"
+        );
+        if row["name"] != "sunaba create+start+delete" {
+            assert!(
+                row["peak_rss_kib"]["median"]
+                    .as_f64()
+                    .is_some_and(|k| k > 100.0),
+                "{row}"
+            );
+        }
+        assert!(
+            stdout.contains(row["name"].as_str().unwrap_or_default()),
+            "{stdout}"
+        );
+    }
+    // Two idle sandboxes ran and were stopped; their memory was charged to
+    // their own cgroups.
+    assert_eq!(report["teardown"]["sandboxes"], 2, "{report}");
+    let memory = report["memory"].as_array().expect("memory rows");
+    assert!(
+        memory
+            .iter()
+            .any(|m| m["name"].as_str().is_some_and(|n| n.starts_with("idle"))),
+        "{report}"
+    );
+
+    let drawn = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(drawn.starts_with("<svg") && drawn.trim_end().ends_with("</svg>"));
+    assert!(drawn.contains("lockdown"));
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_runs() {
+    let run = |args: &[&str]| {
+        let out = Command::new(SUNABA)
+            .arg("bench")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--json", "/nonexistent-sunaba-dir/b.json"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("/nonexistent-sunaba-dir"), "{err}");
+    let (code, err) = run(&["--scale", "10,5"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("--scale"), "{err}");
+    let (code, err) = run(&["--only", "everything"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("everything"), "{err}");
+    let (code, _) = run(&["-n", "0"]);
+    assert_eq!(code, Some(125));
+}
