@@ -88,6 +88,7 @@ pub(super) fn run(
     ));
 
     // The bundle lives until every sample is taken.
+    let mut runtimes = Vec::new();
     let bundle = match Bundle::new() {
         Ok(b) => Some(std::rc::Rc::new(b)),
         Err(e) => {
@@ -103,15 +104,20 @@ pub(super) fn run(
             hide_unified: false,
         };
         variants.extend(oci_variants(&sunaba, bundle, Group::Oci));
+        runtimes.push(sunaba);
     }
     if options.peers {
-        variants.extend(peer_variants(bundle.as_ref(), &mut report.notes));
+        variants.extend(peer_variants(
+            bundle.as_ref(),
+            &mut runtimes,
+            &mut report.notes,
+        ));
     }
 
     progress.grow(variants.len() * (options.iterations as usize + 4));
     report.start = interleave(&mut variants, options.iterations, progress);
     if let Some(bundle) = &bundle {
-        cleanup_state(bundle);
+        cleanup_state(bundle, &runtimes);
     }
 
     super::ratio(report, "agent vs bubblewrap", "agent", "bwrap", Some(1.0));
@@ -217,7 +223,11 @@ fn lifecycle(rt: &OciRuntime, root: &Path, bundle: &Path) -> Result<f64, String>
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
-fn peer_variants(bundle: Option<&std::rc::Rc<Bundle>>, notes: &mut Vec<String>) -> Vec<Variant> {
+fn peer_variants(
+    bundle: Option<&std::rc::Rc<Bundle>>,
+    runtimes: &mut Vec<OciRuntime>,
+    notes: &mut Vec<String>,
+) -> Vec<Variant> {
     let mut out = Vec::new();
     match peers::find("bwrap") {
         Some(bwrap) => out.push(Variant::command(
@@ -259,13 +269,14 @@ fn peer_variants(bundle: Option<&std::rc::Rc<Bundle>>, notes: &mut Vec<String>) 
     if let Some(bundle) = bundle {
         for rt in peers::oci_peers(notes) {
             out.extend(oci_variants(&rt, bundle, Group::Peer));
+            runtimes.push(rt);
         }
     }
     out
 }
 
-/// Samples every variant `iterations` times, interleaved, after one
-/// untimed round, then measures the peak RSS of each single-command
+/// Samples every variant `iterations` times, interleaved in a new order
+/// each round, after one untimed round, then measures the peak RSS of each single-command
 /// variant three times. A variant that fails once is dropped with its
 /// reason.
 pub(super) fn interleave(
@@ -276,9 +287,14 @@ pub(super) fn interleave(
     let n = variants.len();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut failed: Vec<Option<String>> = vec![None; n];
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     for round in 0..=iterations {
-        for k in 0..n {
-            let i = (k + round as usize) % n;
+        // A new order every round: a variant's cost can depend on what ran
+        // just before it (a v1 cgroup created right after a run that made
+        // none is slower), and a rotation would keep the same neighbours.
+        shuffle(&mut order, &mut seed);
+        for &i in &order {
             progress.step(&variants[i].name);
             if failed[i].is_some() {
                 continue;
@@ -318,25 +334,28 @@ pub(super) fn interleave(
         .collect()
 }
 
+/// Fisher-Yates with xorshift64: reproducible, and no dependency for it.
+fn shuffle(items: &mut [usize], seed: &mut u64) {
+    for i in (1..items.len()).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let j = usize::try_from(*seed % (i as u64 + 1)).unwrap_or(0);
+        items.swap(i, j);
+    }
+}
+
 /// Removes what runtimes left in their state roots after a failed sample.
-fn cleanup_state(bundle: &Bundle) {
-    for name in ["sunaba", "runc", "crun", "runsc"] {
-        let root = bundle.state_root(name);
+fn cleanup_state(bundle: &Bundle, runtimes: &[OciRuntime]) {
+    for rt in runtimes {
+        let root = bundle.state_root(&rt.name);
         let Ok(entries) = std::fs::read_dir(&root) else {
             continue;
         };
-        let rt = peers::find(name).map(|binary| OciRuntime {
-            name: name.into(),
-            binary,
-            global: Vec::new(),
-            hide_unified: name == "crun" && peers::hybrid_cgroups(),
-        });
         for entry in entries.flatten() {
             if entry.path().is_dir() {
-                if let Some(rt) = &rt {
-                    let id = entry.file_name().to_string_lossy().into_owned();
-                    let _ = sample::output(&mut rt.command(&root, "delete", &["--force", &id]));
-                }
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let _ = sample::output(&mut rt.command(&root, "delete", &["--force", &id]));
             }
         }
     }

@@ -587,7 +587,13 @@ pub fn remove_stale(layout: &Layout, parent: &Path, is_stale: impl Fn(&str) -> b
             continue;
         };
         for entry in entries.flatten() {
-            let name = entry.file_name();
+            // The name and the directory-entry type cost nothing; a v1
+            // parent also lists dozens of control files, so they are
+            // checked before anything that needs a stat.
+            let named_stale = entry.file_name().to_str().is_some_and(&is_stale);
+            if !named_stale || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let path = entry.path();
             // A directory this young may belong to a run that has not placed
             // its process yet, e.g. one in another pid namespace whose owner
@@ -596,8 +602,7 @@ pub fn remove_stale(layout: &Layout, parent: &Path, is_stale: impl Fn(&str) -> b
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_AGE));
-            let stale = settled && name.to_str().is_some_and(&is_stale) && path.is_dir();
-            if stale
+            if settled
                 && fs::procs(&path).is_ok_and(|p| p.is_empty())
                 && matches!(fs::remove_dir(&path, layout.fake), Ok(true))
             {
