@@ -18,6 +18,10 @@ pub enum Workload {
     Getppid {
         /// Calls.
         calls: u64,
+        /// First install a one-instruction filter that allows everything:
+        /// what any filter at all costs, the floor for a real one.
+        #[arg(long)]
+        trivial_filter: bool,
     },
     /// `ioctl(FIONREAD)` on a pipe in a loop: a syscall the agent filter
     /// checks the arguments of (ns/call).
@@ -62,7 +66,15 @@ impl Workload {
     /// A syscall, file or socket operation failed; the error names it.
     pub fn run(&self) -> Result<f64, String> {
         match self {
-            Workload::Getppid { calls } => Ok(getppid(*calls)),
+            Workload::Getppid {
+                calls,
+                trivial_filter,
+            } => {
+                if *trivial_filter {
+                    allow_everything()?;
+                }
+                Ok(getppid(*calls))
+            }
             Workload::Ioctl { calls } => ioctl(*calls),
             Workload::Fileio { dir, mib } => fileio(dir, *mib),
             Workload::Tcp { round_trips } => tcp(*round_trips),
@@ -85,6 +97,45 @@ fn getppid(calls: u64) -> f64 {
     let started = Instant::now();
     (0..calls).for_each(|_| call());
     per_call_ns(started, calls)
+}
+
+/// Installs a filter of one instruction, `return ALLOW`. Every syscall
+/// then takes the kernel's seccomp entry path, whose cost is what remains.
+fn allow_everything() -> Result<(), String> {
+    let mut allow = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000, // SECCOMP_RET_ALLOW
+    }];
+    let program = libc::sock_fprog {
+        len: 1,
+        filter: allow.as_mut_ptr(),
+    };
+    // SAFETY: prctl takes integers only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "PR_SET_NO_NEW_PRIVS: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `program` points at `allow`, which outlives the call; the
+    // kernel copies the program.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &raw const program,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 fn ioctl(calls: u64) -> Result<f64, String> {
@@ -187,7 +238,10 @@ mod tests {
     fn every_workload_gives_a_positive_figure_on_the_host() {
         let dir = tempfile::tempdir().expect("temp dir");
         for w in [
-            Workload::Getppid { calls: 1000 },
+            Workload::Getppid {
+                calls: 1000,
+                trivial_filter: false,
+            },
             Workload::Ioctl { calls: 1000 },
             Workload::Fileio {
                 dir: dir.path().to_path_buf(),

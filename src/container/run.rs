@@ -249,6 +249,9 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         "sandbox started"
     );
 
+    // While the program runs, the runtime has nothing to do but wait: the
+    // sweep for cgroups of killed runs costs the caller nothing here.
+    remove_stale_cgroups(spec);
     let ended = supervise(&sandbox, &mut signals, terminal, options.timeout);
     let ended = match ended {
         Ok(e) => e,
@@ -267,7 +270,6 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
     );
 
     cgroup.remove()?;
-    remove_stale_cgroups(spec);
     debug!("cleanup done");
     Ok(exit)
 }
@@ -335,7 +337,7 @@ pub(super) fn launch(
 }
 
 /// Removes the cgroups of earlier runs whose runtime died without cleaning
-/// up (SIGKILL). Runs after the program exited, off the start path. A run's
+/// up (SIGKILL). Runs while the program runs, off the start path. A run's
 /// cgroup is `sunaba/run-<runtime pid>-<nonce>`; it is stale when that pid
 /// no longer exists (a reused pid keeps it, which is harmless).
 fn remove_stale_cgroups(spec: &Spec) {
