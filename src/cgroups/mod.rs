@@ -581,6 +581,9 @@ pub fn remove_stale(layout: &Layout, parent: &Path, is_stale: impl Fn(&str) -> b
             .collect(),
     };
     let mut removed = 0;
+    // Each run has a directory of the same name in every hierarchy; its
+    // verdict (a /proc lookup, with hundreds of sandboxes alive) is made once.
+    let mut verdicts = std::collections::HashMap::new();
     for root in roots {
         let dir = root.join(parent);
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -590,7 +593,10 @@ pub fn remove_stale(layout: &Layout, parent: &Path, is_stale: impl Fn(&str) -> b
             // The name and the directory-entry type cost nothing; a v1
             // parent also lists dozens of control files, so they are
             // checked before anything that needs a stat.
-            let named_stale = entry.file_name().to_str().is_some_and(&is_stale);
+            let name = entry.file_name();
+            let named_stale = *verdicts
+                .entry(name.clone())
+                .or_insert_with(|| name.to_str().is_some_and(&is_stale));
             if !named_stale || !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
