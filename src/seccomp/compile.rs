@@ -80,8 +80,14 @@ impl FilterPlan {
         }
     }
 
-    /// Generates the BPF program.
+    /// Generates the BPF program: seccompiler's chain with an index in
+    /// front (`index`).
     fn into_program(self) -> Result<BpfProgram, SeccompError> {
+        self.into_chain().map(super::index::add)
+    }
+
+    /// Generates seccompiler's program: one block per syscall, in a chain.
+    pub(super) fn into_chain(self) -> Result<BpfProgram, SeccompError> {
         let rules = self
             .rules
             .into_iter()

@@ -25,6 +25,7 @@
 
 mod builtin;
 mod compile;
+mod index;
 mod install;
 
 use std::path::{Path, PathBuf};

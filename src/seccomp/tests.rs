@@ -58,8 +58,9 @@ fn default_profile_compiles_to_three_filters() {
         ]
     );
     assert_eq!(filter.programs().len(), 3);
+    // Some 300 syscalls, each compared at least once in the index.
     assert!(
-        filter.instruction_count() > 1000,
+        filter.instruction_count() > 500,
         "{}",
         filter.instruction_count()
     );
