@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(busybox-static iproute2 python3 util-linux podman containerd)
+packages=(busybox-static iproute2 python3 util-linux podman containerd bubblewrap crun)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

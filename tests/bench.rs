@@ -230,3 +230,72 @@ fn bad_options_are_refused_before_anything_runs() {
     let (code, _) = run(&["-n", "0"]);
     assert_eq!(code, Some(125));
 }
+
+#[test]
+fn peers_run_side_by_side_or_are_named_as_missing() {
+    if !privileged("peers_run_side_by_side_or_are_named_as_missing")
+        || !common::require(
+            "peers_run_side_by_side_or_are_named_as_missing",
+            &["busybox"],
+        )
+    {
+        return;
+    }
+    let dir = common::temp_dir();
+    let json = dir.path().join("peers.json");
+    let out = Command::new(SUNABA)
+        .args(["bench", "--only", "start", "-n", "1", "--peers", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sunaba bench --peers");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid JSON");
+    let rows = report["start"].as_array().expect("start rows");
+    let notes = report["notes"].to_string();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name);
+
+    // Each peer installed here has its rows, measured; one that is not is
+    // named in a note with the package to install.
+    for (peer, names) in [
+        ("bwrap", &["bwrap"][..]),
+        ("runc", &["runc run", "runc create+start+delete"][..]),
+        ("crun", &["crun run", "crun create+start+delete"][..]),
+    ] {
+        if common::have(peer) {
+            for name in names {
+                let r = row(name).unwrap_or_else(|| panic!("no {name} row: {report}"));
+                assert!(r["failed"].is_null(), "{r}");
+                assert_eq!(r["ms"]["n"], 1, "{r}");
+            }
+        } else {
+            assert!(
+                notes.contains(peer) || names.iter().all(|n| row(n).is_none()),
+                "{notes}"
+            );
+        }
+    }
+    // podman needs a writable /etc/containers (the cgroup v2 guest shares the
+    // host's read-only): without one, a note says why its rows are missing.
+    if common::have("podman") {
+        match row("podman+sunaba") {
+            Some(r) => assert!(r["failed"].is_null() && r["ms"]["n"] == 1, "{r}"),
+            None => assert!(notes.contains("podman rows skipped: "), "{notes}"),
+        }
+    }
+    if common::have("crun") && common::have("runc") {
+        let ratios = report["ratios"].to_string();
+        assert!(
+            ratios.contains("OCI run vs crun") && ratios.contains("OCI run vs runc"),
+            "{ratios}"
+        );
+    }
+    // The benchmark left no podman storage mounted and no state behind.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains("sunaba-bench"), "{mounts}");
+}

@@ -8,6 +8,7 @@
 //! frequency, other load) lands on all of them alike; figures are medians
 //! with the 10th and 90th percentiles as spread.
 
+mod engine;
 pub mod layers;
 pub mod model;
 pub mod peers;

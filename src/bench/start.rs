@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::engine::Podman;
 use super::layers::Layer;
 use super::model::{Group, Latency, Report, Stats};
 use super::peers::{self, Bundle, OciRuntime};
@@ -108,6 +109,7 @@ pub(super) fn run(
     }
     if options.peers {
         variants.extend(peer_variants(
+            &options.sunaba,
             bundle.as_ref(),
             &mut runtimes,
             &mut report.notes,
@@ -121,6 +123,20 @@ pub(super) fn run(
     }
 
     super::ratio(report, "agent vs bubblewrap", "agent", "bwrap", Some(1.0));
+    super::ratio(
+        report,
+        "podman: sunaba vs crun",
+        "podman+sunaba",
+        "podman+crun",
+        Some(1.0),
+    );
+    super::ratio(
+        report,
+        "podman: sunaba vs runc",
+        "podman+sunaba",
+        "podman+runc",
+        None,
+    );
     super::ratio(
         report,
         "OCI run vs crun",
@@ -224,6 +240,7 @@ fn lifecycle(rt: &OciRuntime, root: &Path, bundle: &Path) -> Result<f64, String>
 }
 
 fn peer_variants(
+    sunaba: &Path,
     bundle: Option<&std::rc::Rc<Bundle>>,
     runtimes: &mut Vec<OciRuntime>,
     notes: &mut Vec<String>,
@@ -271,8 +288,48 @@ fn peer_variants(
             out.extend(oci_variants(&rt, bundle, Group::Peer));
             runtimes.push(rt);
         }
+        match podman_variants(sunaba, bundle) {
+            Ok(variants) => out.extend(variants),
+            Err(e) => notes.push(format!("podman rows skipped: {e}")),
+        }
     }
     out
+}
+
+/// `podman run --rm` of `/bin/true` with sunaba, runc and crun (those
+/// installed) as its runtime.
+fn podman_variants(sunaba: &Path, bundle: &Bundle) -> Result<Vec<Variant>, String> {
+    let podman = std::rc::Rc::new(Podman::new(&bundle.path().join("rootfs"))?);
+    let mut runtimes = vec![("sunaba", sunaba.to_path_buf())];
+    if let Some(runc) = peers::find("runc") {
+        runtimes.push(("runc", runc));
+    }
+    if let Some(crun) = peers::find("crun") {
+        let crun = if peers::hybrid_cgroups() {
+            podman.hidden_cgroup2_crun(&crun)?
+        } else {
+            crun
+        };
+        runtimes.push(("crun", crun));
+    }
+    Ok(runtimes
+        .into_iter()
+        .map(|(name, runtime)| {
+            let podman = podman.clone();
+            Variant {
+                name: format!("podman+{name}"),
+                group: if name == "sunaba" {
+                    Group::Oci
+                } else {
+                    Group::Peer
+                },
+                what: format!("podman run --rm --network none with --runtime {name}"),
+                run: Box::new(move || sample::time(&mut podman.run_true(&runtime))),
+                // podman's own memory is not the runtime's.
+                rss: None,
+            }
+        })
+        .collect())
 }
 
 /// Samples every variant `iterations` times, interleaved in a new order
