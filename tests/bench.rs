@@ -229,6 +229,33 @@ fn bad_options_are_refused_before_anything_runs() {
     assert!(err.contains("everything"), "{err}");
     let (code, _) = run(&["-n", "0"]);
     assert_eq!(code, Some(125));
+
+    // Not root: refused, naming the fix, before anything runs.
+    if common::have("setpriv") && is_root() {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                SUNABA,
+                "bench",
+                "-n",
+                "1",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run setpriv");
+        assert_eq!(out.status.code(), Some(125));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("run as root"),
+            "{out:?}"
+        );
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]

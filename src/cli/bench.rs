@@ -64,6 +64,14 @@ pub struct WorkloadArgs {
 /// be written.
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let invalid = |what: String| Error::Container(what);
+    // The layers above the runtime need cgroups and mounts a rootless
+    // sandbox may not have, and the peers need root to run at all.
+    if !nix::unistd::geteuid().is_root() {
+        return Err(invalid(
+            "bench: run as root (sudo sunaba bench): the layers and the peers it measures need it"
+                .into(),
+        ));
+    }
     if args.scale.windows(2).any(|w| w[0] >= w[1]) {
         return Err(invalid(format!(
             "--scale {:?}: give the numbers of idle sandboxes in ascending order, e.g. 0,10,100,500",
