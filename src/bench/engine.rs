@@ -107,10 +107,23 @@ impl Drop for Podman {
         };
         quiet(self.command(None, &["rm", "--all", "--force", "--time", "0"]));
         quiet(self.command(None, &["rmi", "--all", "--force"]));
-        // podman's overlay storage is mounted; it must go before the
-        // directory can.
-        let mut umount = Command::new("umount");
-        umount.arg("-R").arg(self.dir.path().join("storage"));
-        quiet(umount);
+        // podman mounts inside its store (where the overlay driver sits on
+        // tmpfs, it binds its own directory over itself); every such mount
+        // must go before the directory can.
+        for point in mounts_below(self.dir.path()).iter().rev() {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
+}
+
+/// The mount points at or below `dir`, in the order they were mounted.
+fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(crate::cgroups::layout::unescape(point)))
+        .filter(|point| point.starts_with(dir))
+        .collect()
 }

@@ -224,7 +224,7 @@ fn parse_line(line: &str) -> Option<MountLine<'_>> {
 }
 
 /// Undoes the kernel's octal escapes of space, tab, newline and backslash.
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = String::with_capacity(field.len());
     let mut i = 0;

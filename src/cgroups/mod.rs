@@ -24,7 +24,7 @@ mod devices;
 mod error;
 pub mod freezer;
 mod fs;
-mod layout;
+pub(crate) mod layout;
 pub mod plan;
 
 use std::path::{Component, Path, PathBuf};
