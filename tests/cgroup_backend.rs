@@ -148,7 +148,7 @@ fn kernel_holds_the_written_limits() {
     let pids = dir_of(&layout, &rel, "pids");
     if layout.is_unified() {
         assert_eq!(read(&cpu.join("cpu.max")), "30000 100000");
-        assert_eq!(read(&cpu.join("cpu.weight")), "20");
+        assert_eq!(read(&cpu.join("cpu.weight")), "59");
         assert_eq!(read(&memory.join("memory.max")), (64 * MIB).to_string());
         assert_eq!(read(&memory.join("memory.oom.group")), "1");
         if memory.join("memory.swap.max").exists() {

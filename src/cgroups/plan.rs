@@ -112,12 +112,20 @@ impl Plan {
     }
 }
 
-/// Converts OCI (v1) CPU shares to a v2 `cpu.weight`: the range [2, 262144]
-/// maps linearly onto [1, 10000]; values outside are clamped first, as the
-/// v1 kernel does.
+/// Converts OCI (v1) CPU shares to a v2 `cpu.weight`, so that the ends of
+/// the ranges and the defaults meet: 2 becomes 1, 1024 (v1's default) 100
+/// (v2's default), 262144 becomes 10000. With `l = log2(shares)` the weight
+/// is `10^((l² + 125·l − 126) / 612)`, rounded up: the parabola in log space
+/// through those three points, as runc and crun convert since 2025. (The
+/// linear map they used before gave 1024 shares a weight of 39, so a
+/// container asking for the default got well under half of it.) Values
+/// outside v1's range are clamped first, as the v1 kernel does.
 pub fn shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    let l = (shares.clamp(2, 262_144) as f64).log2();
+    // One division keeps the exponent exact at the three integer points.
+    let exponent = (l * l + 125.0 * l - 126.0) / 612.0;
+    // The float is at most 10000 here, so the cast cannot truncate.
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
 }
 
 /// Plans the writes for a cgroup on the unified (v2) hierarchy.
@@ -517,7 +525,9 @@ mod tests {
     #[test]
     fn shares_map_onto_weight_range() {
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(2048), 174);
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(0), 1);
         assert_eq!(shares_to_weight(1_000_000), 10_000);
@@ -538,7 +548,7 @@ mod tests {
         assert_eq!(
             values(&plan),
             [
-                ("cpu.weight", "20"),
+                ("cpu.weight", "59"),
                 ("cpu.max", "50000 100000"),
                 ("memory.max", "67108864"),
                 ("memory.low", "33554432"),

@@ -78,7 +78,7 @@ fn v2_cgroup_gets_converted_limits_and_enabled_controllers() {
     let cg = Cgroup::create(&layout, Path::new("sunaba/a"), &resources()).expect("create");
     let leaf = root.path().join("sunaba/a");
     assert_eq!(cg.unified_dir(), Some(leaf.as_path()));
-    assert_eq!(read(&leaf.join("cpu.weight")), "39");
+    assert_eq!(read(&leaf.join("cpu.weight")), "100");
     assert_eq!(read(&leaf.join("cpu.max")), "25000 100000");
     assert_eq!(read(&leaf.join("memory.max")), "67108864");
     assert_eq!(read(&leaf.join("pids.max")), "16");
