@@ -497,10 +497,37 @@ impl MountPlan {
                 )
                 .map_err(|e| {
                     syscall_err(format!("bind-mount {} onto", dir.display()), NEW_ROOT)(errno(e))
-                })
+                })?;
+                // A read-only root holds for the directory's own submounts
+                // too. They turn read-only now, before the configured mounts
+                // are stacked on top (those keep their own options); the
+                // root mount itself follows last, once every mountpoint in
+                // it has been made.
+                if self.root_readonly {
+                    let mountinfo = old_root_path(Path::new("/proc/self/mountinfo"));
+                    let below = mount_points_below(&mountinfo, Path::new(NEW_ROOT))
+                        .map_err(syscall_err("read", &mountinfo))?;
+                    for point in below.iter().filter(|p| *p != Path::new(NEW_ROOT)) {
+                        sys::mount_setattr(&cstring(point), mount_attr::RDONLY, true)
+                            .map_err(syscall_err("make read-only", point))?;
+                    }
+                }
+                Ok(())
             }
         }
     }
+}
+
+/// The mount points at or below `dir` in a mountinfo file (`proc(5)`), in
+/// the order they were mounted.
+pub fn mount_points_below(mountinfo: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(mountinfo)?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(crate::cgroups::layout::unescape(point)))
+        .filter(|point| point.starts_with(dir))
+        .collect())
 }
 
 /// What a `cgroup` mount shows, from the host's cgroup layout.

@@ -103,6 +103,65 @@ fn read_only_bind_mount_makes_its_submounts_read_only() {
 }
 
 #[test]
+fn read_only_rootfs_directory_makes_its_submounts_read_only() {
+    let test = "read_only_rootfs_directory_makes_its_submounts_read_only";
+    if !privileged(test) || !require(test, &["unshare", "busybox"]) {
+        return;
+    }
+    // A busybox root whose /data is a tmpfs mounted on the host side, in a
+    // private mount namespace around sunaba.
+    let run = |args: &[&str]| {
+        let bundle = common::bundle::Bundle::new(&["true"]);
+        let rootfs = bundle.rootfs();
+        let data = bundle.mkdir("data");
+        let rootfs = rootfs.to_string_lossy().into_owned();
+        let mut all = vec!["--rootfs", rootfs.as_str()];
+        all.extend_from_slice(args);
+        all.extend([
+            "--",
+            "sh",
+            "-c",
+            "grep -c ' /data tmpfs ' /proc/mounts; \
+             touch /data/f 2>&1 && echo data-ok; touch /f 2>&1 && echo root-ok; \
+             touch /tmp/f && echo tmp-ok",
+        ]);
+        sandbox(&all)
+            .wrapped(&[
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                r#"mount -t tmpfs sunaba-it "$1" && shift && exec "$@""#,
+                "sh",
+                &data.to_string_lossy(),
+            ])
+            .run()
+    };
+    let out = run(&["--read-only"]);
+    out.expect_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"1"),
+        "the submount is missing: {out:#?}"
+    );
+    assert_eq!(out.stdout.matches(EROFS).count(), 2, "{out:#?}");
+    assert!(!out.stdout.contains("data-ok"), "{out:#?}");
+    assert!(out.stdout.contains("tmp-ok"), "{out:#?}");
+
+    // Without --read-only, the root and its submount take writes.
+    let out = run(&[]);
+    out.expect_success();
+    assert_eq!(
+        out.stdout.lines().skip(1).collect::<Vec<_>>(),
+        ["data-ok", "root-ok", "tmp-ok"],
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn tmpfs_size_limit_is_enforced() {
     if !privileged("tmpfs_size_limit_is_enforced") {
         return;

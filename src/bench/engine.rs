@@ -110,20 +110,10 @@ impl Drop for Podman {
         // podman mounts inside its store (where the overlay driver sits on
         // tmpfs, it binds its own directory over itself); every such mount
         // must go before the directory can.
-        for point in mounts_below(self.dir.path()).iter().rev() {
+        let mountinfo = Path::new("/proc/self/mountinfo");
+        let points = crate::mounts::mount_points_below(mountinfo, self.dir.path());
+        for point in points.unwrap_or_default().iter().rev() {
             let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
         }
     }
-}
-
-/// The mount points at or below `dir`, in the order they were mounted.
-fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|point| PathBuf::from(crate::cgroups::layout::unescape(point)))
-        .filter(|point| point.starts_with(dir))
-        .collect()
 }
