@@ -286,6 +286,41 @@ fn named_volume_keeps_data_across_runs() {
 }
 
 #[test]
+fn a_refused_run_leaves_no_new_named_volume() {
+    if !privileged("a_refused_run_leaves_no_new_named_volume") {
+        return;
+    }
+    let data = common::temp_dir();
+    let data_dir = data.path().to_string_lossy().into_owned();
+    let kept = unique("testvol");
+    let fresh = unique("testvol");
+    let missing = format!("/{}", unique("nonexistent"));
+    let volumes = data.path().join("volumes");
+    sandbox(&["-v", &format!("{kept}:/kept"), "--", "true"])
+        .env("SUNABA_DATA_DIR", &data_dir)
+        .run()
+        .expect_success();
+
+    // The missing bind source is found only after the volumes are made.
+    let out = sandbox(&[
+        "-v",
+        &format!("{kept}:/kept"),
+        "-v",
+        &format!("{fresh}:/fresh"),
+        "-v",
+        &format!("{missing}:/x"),
+        "--",
+        "true",
+    ])
+    .env("SUNABA_DATA_DIR", &data_dir)
+    .run();
+    out.expect_code(125);
+    assert!(out.stderr.contains(&missing), "{out:#?}");
+    assert!(!volumes.join(&fresh).exists(), "{fresh} was left behind");
+    assert!(volumes.join(&kept).is_dir(), "{kept}, made before, is gone");
+}
+
+#[test]
 fn agent_profile_reads_input_and_persists_output() {
     if !privileged("agent_profile_reads_input_and_persists_output") {
         return;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::values::{Cpus, EnvVar, Size, SwapLimit, Timeout, Tmpfs, UserSpec, Volume};
+use crate::config::values::{
+    Cpus, EnvVar, Size, SwapLimit, Timeout, Tmpfs, UserSpec, Volume, VolumeSource,
+};
 use crate::config::{self, build_spec, Layer, NetworkMode, RunContext};
 use crate::container::{self, Exit};
 use crate::Error;
@@ -232,7 +234,30 @@ pub fn run(args: &RunArgs) -> Result<Exit, Error> {
         volume_dir: volume_dir(euid),
         terminal: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
     };
-    let (spec, options) = build_spec(&layer, &args.command, &ctx)?;
-    tracing::trace!(spec = ?spec, "spec");
-    container::run(&spec, &options)
+    // Named volumes are made while the spec is built, before the rest of it
+    // is checked; a run refused after that must not leave new ones behind.
+    let fresh_volumes: Vec<PathBuf> = layer
+        .filesystem
+        .volumes
+        .iter()
+        .filter_map(|v| match &v.source {
+            VolumeSource::Named(name) => Some(ctx.volume_dir.join(name)),
+            VolumeSource::Path(_) => None,
+        })
+        .filter(|dir| !dir.exists())
+        .collect();
+    let result = build_spec(&layer, &args.command, &ctx)
+        .map_err(Error::from)
+        .and_then(|(spec, options)| {
+            tracing::trace!(spec = ?spec, "spec");
+            container::run(&spec, &options)
+        });
+    if result.is_err() {
+        // remove_dir takes only an empty directory: nothing the program may
+        // have written is lost.
+        for dir in &fresh_volumes {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    result
 }
