@@ -100,6 +100,24 @@ impl Drop for CgroupGuard {
     }
 }
 
+/// Under `--require-limits`, fails when the cgroup could not carry some of
+/// the limits (a kernel without swap accounting has no `memory.swap.max`).
+/// Device rules are judged on their own, by `check_device_rules`.
+fn required_limits_hold(unenforced: &[String]) -> Result<(), Error> {
+    let missing: Vec<&str> = unenforced
+        .iter()
+        .map(String::as_str)
+        .filter(|u| *u != "devices")
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::LimitsUnenforceable {
+        limits: missing.join(", "),
+        reason: "this kernel's cgroups lack them".to_string(),
+    })
+}
+
 /// The limits a resources block asks for, in words, for warnings and logs.
 fn describe_limits(r: &LinuxResources) -> Vec<String> {
     let mut out = Vec::new();
@@ -172,6 +190,10 @@ fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error
             let enforced = !cgroup.unenforced().iter().any(|u| u == "devices");
             let guard = CgroupGuard(Some(cgroup));
             check_device_rules(spec, enforced)?;
+            if options.require_limits {
+                // Dropping the guard on this error removes the cgroup.
+                required_limits_hold(guard.0.as_ref().map_or(&[], |c| c.unenforced()))?;
+            }
             return Ok(guard);
         }
         Err(CgroupError::NotDelegated { path: dir }) => {
@@ -531,4 +553,21 @@ pub(super) fn classify(ended: Ended, cgroup: Option<&Cgroup>, spec: &Spec) -> Ex
         return Exit::OutOfMemory { limit };
     }
     exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_limits_fail_on_any_unenforced_limit_but_devices() {
+        assert!(required_limits_hold(&[]).is_ok());
+        assert!(required_limits_hold(&["devices".to_string()]).is_ok());
+        let swap = "memory.swap.max (no memory.swap.max on this kernel)".to_string();
+        let err = required_limits_hold(&["devices".to_string(), swap]).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("memory.swap.max"), "{text}");
+        assert!(!text.contains("devices"), "{text}");
+        assert!(text.contains("--require-limits"), "{text}");
+    }
 }
