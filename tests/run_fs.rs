@@ -224,8 +224,8 @@ fn host_directories_outside_the_system_set_are_absent() {
 }
 
 #[test]
-fn agent_profile_masks_etc_shadow() {
-    if !privileged("agent_profile_masks_etc_shadow") {
+fn both_profiles_mask_etc_shadow() {
+    if !privileged("both_profiles_mask_etc_shadow") {
         return;
     }
     let host = std::fs::metadata("/etc/shadow")
@@ -234,20 +234,32 @@ fn agent_profile_masks_etc_shadow() {
     assert!(host > 0, "/etc/shadow is empty on the host already");
     let cwd = common::temp_dir();
     std::fs::create_dir(cwd.path().join("input")).expect("input dir");
-    let out = Sandbox::new(&["--profile", "agent", "--", "wc", "-c", "/etc/shadow"])
-        .cwd(cwd.path())
-        .run();
-    out.expect_success();
-    assert_eq!(out.stdout.split_whitespace().next(), Some("0"), "{out:#?}");
+    let script = "wc -c < /etc/shadow; grep -c '^root:' /etc/passwd";
+    for profile in ["agent", "default"] {
+        let out = Sandbox::new(&["--profile", profile, "--", "sh", "-c", script])
+            .cwd(cwd.path())
+            .run();
+        out.expect_success();
+        // The secret reads empty; the file beside it is the host's.
+        assert_eq!(out.stdout, "0\n1\n", "{profile}: {out:#?}");
+    }
 
-    // The default profile binds /etc as it is.
-    let out = sandbox(&["--", "wc", "-c", "/etc/shadow"]).run();
+    // A profile that masks nothing shows the host's file as it is.
+    let profile = cwd.path().join("bare.toml");
+    std::fs::write(&profile, "description = \"no masks\"\n").expect("write profile");
+    let out = Sandbox::new(&[
+        "--profile",
+        &profile.to_string_lossy(),
+        "--security-opt",
+        "seccomp=unconfined",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .run();
     out.expect_success();
-    assert_eq!(
-        out.stdout.split_whitespace().next(),
-        Some(host.to_string().as_str()),
-        "{out:#?}"
-    );
+    assert_eq!(out.stdout, format!("{host}\n1\n"), "{out:#?}");
 }
 
 #[test]
