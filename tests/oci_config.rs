@@ -90,6 +90,29 @@ fn process_user_sets_credentials_the_kernel_enforces() {
     assert!(out.contains("wrote"), "{out}{err}");
 }
 
+// config-linux.md "User namespace mappings", with config.md "User": a
+// runtime started by root keeps setgroups(2) usable in the container's user
+// namespace, so additionalGids are set and none of the runtime's own groups
+// stays with the process.
+#[test]
+fn additional_gids_are_set_inside_a_user_namespace() {
+    if !privileged("additional_gids_are_set_inside_a_user_namespace") {
+        return;
+    }
+    let mut bundle = Bundle::sh("cat /proc/self/status /proc/self/setgroups")
+        .with_namespace("user")
+        .user(1000, 1001, &[5, 7]);
+    let map = serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let linux = &mut bundle.config_mut()["linux"];
+    linux["uidMappings"] = map.clone();
+    linux["gidMappings"] = map;
+    let (out, err) = Runtime::new().output_of(&bundle);
+    assert_eq!(status_field(&out, "Uid"), "1000\t1000\t1000\t1000", "{err}");
+    assert_eq!(status_field(&out, "Gid"), "1001\t1001\t1001\t1001");
+    assert_eq!(status_field(&out, "Groups"), "5 7", "{out}");
+    assert!(out.ends_with("allow\n"), "{out}");
+}
+
 // config.md "Hostname": set in the container's uts namespace; the host
 // keeps its own.
 #[test]

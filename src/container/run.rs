@@ -407,8 +407,13 @@ fn start(
     placed_by_clone: bool,
 ) -> Result<process::Started, Error> {
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
-        namespaces::write_id_maps(sandbox.pid, &plan.uid_mappings, &plan.gid_mappings, true)
-            .map_err(ProcessError::from)?;
+        namespaces::write_id_maps(
+            sandbox.pid,
+            &plan.uid_mappings,
+            &plan.gid_mappings,
+            !plan.setgroups,
+        )
+        .map_err(ProcessError::from)?;
         debug!(pid = sandbox.pid, "uid/gid maps written");
     }
     if plan.place_while_mounting {

@@ -100,6 +100,9 @@ fn setup_and_exec(
     // The parent writes the uid/gid maps and places us in the cgroup first;
     // until then we have no usable identity in our user namespace.
     channel.wait_go().in_step("wait for the runtime")?;
+    if plan.namespaces.has(libc::CLONE_NEWUSER) {
+        become_namespace_root(plan)?;
+    }
 
     // `exec`: join the container's namespaces. setns(2) into a pid
     // namespace only places the caller's future children there, so this
@@ -392,13 +395,43 @@ fn set_rlimits(plan: &ChildPlan) -> Result<(), StepError> {
     Ok(())
 }
 
+/// Takes uid and gid 0 of the new user namespace, now that its maps are
+/// written. A process keeps its host ids across clone(2): a runtime started
+/// by root stays host uid 0, which a map such as `0 200000 65536` leaves
+/// unmapped, and every file it then creates fails with EOVERFLOW. (A
+/// rootless runtime's own id is the one mapped to 0, so this changes
+/// nothing there.) Capabilities survive: the namespace's root is who we
+/// become.
+fn become_namespace_root(plan: &ChildPlan) -> Result<(), StepError> {
+    let maps_zero = |maps: &[oci_spec::runtime::LinuxIdMapping]| {
+        maps.iter().any(|m| m.container_id() == 0 && m.size() > 0)
+    };
+    if !maps_zero(&plan.uid_mappings) || !maps_zero(&plan.gid_mappings) {
+        return Ok(());
+    }
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    if plan.setgroups {
+        // The runtime's host groups are unmapped here; they go now, and
+        // switch_user sets the program's own.
+        nix::unistd::setgroups(&[]).in_step("become root of the user namespace")?;
+    }
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .in_step("become root of the user namespace")?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .in_step("become root of the user namespace")?;
+    Ok(())
+}
+
 /// Becomes the spec's user, keeping the permitted capabilities across the
 /// switch (PR_SET_KEEPCAPS) so `apply` can then set them exactly.
 fn switch_user(plan: &ChildPlan) -> Result<(), StepError> {
     let id = &plan.identity;
     nix::sys::prctl::set_keepcaps(true).in_step("switch user")?;
-    // setgroups(2) is denied in a user namespace an unprivileged caller made.
-    if plan.uid_mappings.is_empty() {
+    // setgroups(2) is denied in a user namespace an unprivileged caller
+    // made. Everywhere else the list is set even when empty, so none of the
+    // runtime's own groups stays with the program.
+    if plan.setgroups {
         let groups: Vec<nix::unistd::Gid> = id
             .additional_gids
             .iter()

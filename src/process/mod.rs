@@ -184,7 +184,7 @@ impl Sandbox {
     ///
     /// The first failed setup step, as the child reported it.
     pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<Started, ProcessError> {
-        self.channel.send_go().map_err(ProcessError::Channel)?;
+        self.send_go()?;
         let mut started = Started {
             terminal: None,
             program: None,
@@ -208,7 +208,20 @@ impl Sandbox {
     ///
     /// The channel failing.
     pub fn release_early(&self) -> Result<(), ProcessError> {
-        self.channel.send_go().map_err(ProcessError::Channel)
+        self.send_go()
+    }
+
+    /// Releases the child. A child that failed a step before this point has
+    /// reported why and exited, so the send finds the channel closed: its
+    /// report, still buffered, is the error worth showing.
+    fn send_go(&self) -> Result<(), ProcessError> {
+        let Err(e) = self.channel.send_go() else {
+            return Ok(());
+        };
+        match self.channel.read_report() {
+            Ok(Report::Failed(failure)) => Err(ProcessError::Setup(failure)),
+            _ => Err(ProcessError::Channel(e)),
+        }
     }
 
     /// Hands the container's state to its createContainer hooks and waits

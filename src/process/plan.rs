@@ -35,6 +35,10 @@ pub struct ChildPlan {
     pub uid_mappings: Vec<LinuxIdMapping>,
     /// gid map of the user namespace.
     pub gid_mappings: Vec<LinuxIdMapping>,
+    /// Whether setgroups(2) works for the sandbox: without a user namespace,
+    /// or in one whose maps a privileged runtime writes. An unprivileged one
+    /// must deny it before it may write a gid map (user_namespaces(7)).
+    pub setgroups: bool,
     /// The filesystem plan (with a mount namespace).
     pub mounts: Option<MountPlan>,
     /// The hostname (with a UTS namespace).
@@ -196,6 +200,7 @@ impl ChildPlan {
             namespaces,
             uid_mappings: linux.uid_mappings().clone().unwrap_or_default(),
             gid_mappings: linux.gid_mappings().clone().unwrap_or_default(),
+            setgroups: !namespaces.has(libc::CLONE_NEWUSER) || nix::unistd::geteuid().is_root(),
             mounts,
             hostname: spec
                 .hostname()
