@@ -58,7 +58,7 @@ pub enum MountError {
         source: io::Error,
     },
     /// A mount option is not understood.
-    #[error("unknown option {option:?} for the mount at {destination}")]
+    #[error("option {option:?} is not supported for the mount at /{destination}; a bind mount takes ro, rro, nosuid, nodev, noexec, rbind, the atime options and propagation")]
     BadOption {
         /// The mount destination.
         destination: PathBuf,
@@ -140,6 +140,9 @@ pub struct MountStep {
     pub flags: MsFlags,
     /// `MOUNT_ATTR_*` to set after a bind mount.
     pub attrs: u64,
+    /// `MOUNT_ATTR_*` to clear after a bind mount, before `attrs` are set
+    /// (the access-time field, when an option picks one).
+    pub attrs_clear: u64,
     /// Whether `attrs` apply to every submount (rro, or any rbind with ro).
     pub recursive_attrs: bool,
     /// Propagation to set on the mount (MS_PRIVATE, MS_SLAVE, ...), if any.
@@ -241,8 +244,32 @@ fn parse_options(step: &mut MountStep, options: &[String]) -> Result<Vec<String>
                 step.recursive_attrs = true;
                 (MsFlags::MS_RDONLY, mount_attr::RDONLY)
             }
-            "rw" | "suid" | "dev" | "exec" | "bind" | "relatime" | "norelatime" | "strictatime"
-            | "noatime" | "atime" | "async" | "sync" => (MsFlags::empty(), 0),
+            "noatime" | "strictatime" | "relatime" => {
+                // The last of these wins, as with mount(8).
+                step.attrs_clear |= mount_attr::ATIME;
+                step.attrs &= !mount_attr::ATIME;
+                step.flags
+                    .remove(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME | MsFlags::MS_RELATIME);
+                match option.as_str() {
+                    "noatime" => (MsFlags::MS_NOATIME, mount_attr::NOATIME),
+                    "strictatime" => (MsFlags::MS_STRICTATIME, mount_attr::STRICTATIME),
+                    _ => (MsFlags::MS_RELATIME, mount_attr::RELATIME),
+                }
+            }
+            "nodiratime" => (MsFlags::MS_NODIRATIME, mount_attr::NODIRATIME),
+            "diratime" => {
+                step.attrs_clear |= mount_attr::NODIRATIME;
+                (MsFlags::empty(), 0)
+            }
+            // A superblock flag: a bind mount shares the source's filesystem
+            // and cannot change it.
+            "sync" if !is_bind => (MsFlags::MS_SYNCHRONOUS, 0),
+            // The negations: what a new mount has unless told otherwise (a
+            // bind keeps its source's setting). "atime" and "norelatime"
+            // leave the kernel's default, relatime, as mount(8) does.
+            "rw" | "suid" | "dev" | "exec" | "bind" | "atime" | "norelatime" | "async" => {
+                (MsFlags::empty(), 0)
+            }
             "tmpcopyup" if !is_bind => {
                 step.copy_up = true;
                 (MsFlags::empty(), 0)
@@ -416,6 +443,7 @@ impl MountPlan {
             kind,
             flags: MsFlags::empty(),
             attrs: 0,
+            attrs_clear: 0,
             recursive_attrs: false,
             propagation: None,
             file,
@@ -824,13 +852,18 @@ fn mount_step(root: &OwnedFd, step: &MountStep, cgroup_namespace: bool) -> Resul
             .map_err(|e| {
                 syscall_err(format!("bind-mount {} onto", source.display()), &shown)(errno(e))
             })?;
-            if step.attrs != 0 {
+            if step.attrs != 0 || step.attrs_clear != 0 {
                 // Reopen: the descriptor above refers to the directory under
                 // the new mount, not to the mount itself.
                 let mounted = open_in_root(root, &step.destination, Create::Nothing)?;
                 let recursive_attrs = step.recursive_attrs || *recursive;
-                sys::mount_setattr(&cstring(&fd_path(&mounted)), step.attrs, recursive_attrs)
-                    .map_err(syscall_err("set mount attributes on", &shown))?;
+                sys::mount_setattr_clearing(
+                    &cstring(&fd_path(&mounted)),
+                    step.attrs,
+                    step.attrs_clear,
+                    recursive_attrs,
+                )
+                .map_err(syscall_err("set mount attributes on", &shown))?;
             }
         }
         MountKind::Filesystem { fstype, data } => {
@@ -1065,11 +1098,48 @@ mod tests {
             },
             flags: MsFlags::empty(),
             attrs: 0,
+            attrs_clear: 0,
             recursive_attrs: false,
             propagation: None,
             file: false,
             copy_up: false,
         }
+    }
+
+    #[test]
+    fn every_option_features_lists_is_carried_out_not_passed_as_data() {
+        for option in crate::cli::features::MOUNT_OPTIONS {
+            let mut step = fs_step();
+            let data = parse_options(&mut step, &[option.to_string()]).unwrap();
+            assert!(data.is_empty(), "{option} went to the filesystem as data");
+        }
+    }
+
+    #[test]
+    fn access_time_options_keep_the_last_and_clear_the_field_on_binds() {
+        let mut step = fs_step();
+        let opts: Vec<String> = ["noatime", "strictatime", "nodiratime", "sync"]
+            .map(String::from)
+            .into();
+        assert!(parse_options(&mut step, &opts).unwrap().is_empty());
+        assert_eq!(
+            step.flags,
+            MsFlags::MS_STRICTATIME | MsFlags::MS_NODIRATIME | MsFlags::MS_SYNCHRONOUS
+        );
+
+        let mut step = fs_step();
+        step.kind = MountKind::Bind {
+            source: "/usr".into(),
+            recursive: false,
+        };
+        let opts: Vec<String> = ["strictatime", "noatime", "diratime"]
+            .map(String::from)
+            .into();
+        parse_options(&mut step, &opts).unwrap();
+        assert_eq!(step.attrs, mount_attr::NOATIME);
+        assert_eq!(step.attrs_clear, mount_attr::ATIME | mount_attr::NODIRATIME);
+        // A bind shares its source's superblock: sync cannot apply to it.
+        assert!(parse_options(&mut step, &["sync".to_string()]).is_err());
     }
 
     #[test]

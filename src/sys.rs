@@ -105,15 +105,37 @@ pub mod mount_attr {
     pub const NODEV: u64 = 0x0000_0004;
     /// No execution.
     pub const NOEXEC: u64 = 0x0000_0008;
+    /// The access-time field: one of the three below, changed only when
+    /// the field is also cleared.
+    pub const ATIME: u64 = 0x0000_0070;
+    /// Update access times relative to modification times.
+    pub const RELATIME: u64 = 0x0000_0000;
+    /// Never update access times.
+    pub const NOATIME: u64 = 0x0000_0010;
+    /// Always update access times.
+    pub const STRICTATIME: u64 = 0x0000_0020;
+    /// Never update directories' access times.
+    pub const NODIRATIME: u64 = 0x0000_0080;
 }
 
 /// Sets mount attributes on `path`, and on every mount below it when
 /// `recursive` (mount_setattr(2) with AT_RECURSIVE). Locked flags of a mount
 /// inherited into a user namespace stay set, because only `attr_set` is given.
 pub fn mount_setattr(path: &CStr, attr_set: u64, recursive: bool) -> io::Result<()> {
+    mount_setattr_clearing(path, attr_set, 0, recursive)
+}
+
+/// [`mount_setattr`], clearing `attr_clr` first: the way to change the
+/// access-time field ([`mount_attr::ATIME`]) or drop NODIRATIME.
+pub fn mount_setattr_clearing(
+    path: &CStr,
+    attr_set: u64,
+    attr_clr: u64,
+    recursive: bool,
+) -> io::Result<()> {
     let mut attr = MountAttr {
         attr_set,
-        attr_clr: 0,
+        attr_clr,
         propagation: 0,
         userns_fd: 0,
     };

@@ -269,6 +269,44 @@ fn mount_options_nosuid_nodev_noexec_are_applied() {
     assert!(err.contains("Permission denied"), "{err}");
 }
 
+// config.md "Mounts": the access-time options and sync reach the kernel,
+// on a new filesystem and on a bind mount alike.
+#[test]
+fn access_time_and_sync_options_are_applied() {
+    if !privileged("access_time_and_sync_options_are_applied") {
+        return;
+    }
+    let source = common::temp_dir();
+    let bundle = Bundle::new(&["cat", "/proc/mounts"])
+        .tmpfs("/quiet", &["noatime", "nodiratime", "sync"])
+        .tmpfs("/plain", &[])
+        .bind(source.path(), "/bound", &["rbind", "strictatime"]);
+
+    let (out, err) = Runtime::new().output_of(&bundle);
+    let options = |dest: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(dest))
+            .unwrap_or_else(|| panic!("{dest} not mounted: {out}{err}"));
+        mount_options(line)
+    };
+    let quiet = options("/quiet");
+    for option in ["noatime", "nodiratime", "sync"] {
+        assert!(quiet.contains(&option), "/quiet lacks {option}: {quiet:?}");
+    }
+    let plain = options("/plain");
+    assert!(plain.contains(&"relatime"), "{plain:?}");
+    for option in ["noatime", "nodiratime", "sync"] {
+        assert!(!plain.contains(&option), "/plain has {option}: {plain:?}");
+    }
+    // strictatime shows as neither relatime nor noatime.
+    let bound = options("/bound");
+    assert!(
+        !bound.contains(&"relatime") && !bound.contains(&"noatime"),
+        "{bound:?}"
+    );
+}
+
 // config.md "POSIX process" rlimits: soft and hard limits are set as
 // given, and the unprivileged program can move the soft limit up to the
 // hard one but not past it.

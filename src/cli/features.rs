@@ -1,9 +1,53 @@
 //! `features`: what this runtime supports, as the runtime-spec's
 //! features.json (`features.md`). Every entry is something the engine
-//! carries out; what it does not (hooks, AppArmor, SELinux, Intel RDT,
-//! idmapped mounts, systemd cgroups) is reported as absent or disabled.
+//! carries out; what it does not (AppArmor, SELinux, Intel RDT, idmapped
+//! mounts, systemd cgroups) is reported as absent or disabled.
 
 use serde_json::json;
+
+/// The hooks `hooks.rs` runs, by their config.json names.
+pub const HOOKS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+/// The mount options `mounts.rs` carries out (anything else on a
+/// filesystem mount goes to the filesystem as data).
+pub const MOUNT_OPTIONS: [&str; 29] = [
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "bind",
+    "rbind",
+    "rro",
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "noatime",
+    "atime",
+    "nodiratime",
+    "diratime",
+    "sync",
+    "async",
+    "tmpcopyup",
+];
 
 /// The features document.
 pub fn features() -> serde_json::Value {
@@ -13,12 +57,8 @@ pub fn features() -> serde_json::Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::container::oci::OCI_VERSION,
-        "hooks": [],
-        "mountOptions": [
-            "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind", "rro",
-            "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable",
-            "relatime", "norelatime", "strictatime", "noatime", "atime", "sync", "async"
-        ],
+        "hooks": HOOKS,
+        "mountOptions": MOUNT_OPTIONS,
         "linux": {
             "namespaces": namespaces,
             "capabilities": capabilities,
