@@ -143,6 +143,64 @@ fn kill_delivers_the_named_signal() {
     );
 }
 
+// runc's `exec`: another process in the running container, from argv or
+// from a process.json (the runtime-spec's process object), whose rlimits
+// it gets; a label the runtime cannot apply is refused, never dropped.
+#[test]
+fn exec_runs_a_process_with_its_own_rlimits() {
+    if !privileged("exec_runs_a_process_with_its_own_rlimits") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = Bundle::sh("echo ready > /out/ready; sleep 1000")
+        .bind(out.path(), "/out", &[])
+        .rlimit("RLIMIT_NOFILE", 900, 1000);
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ready"));
+
+    // From argv: the container's own process settings, rlimits included.
+    // The soft and hard values of the line of /proc/self/limits naming `what`.
+    let limits = |outcome: &common::oci::Outcome, what: &str| {
+        outcome
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(what))
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| panic!("no limits: {outcome:?}"))
+    };
+    let from_argv = runtime
+        .exec(&["exec", container.id(), "cat", "/proc/self/limits"])
+        .expect_success();
+    assert_eq!(limits(&from_argv, "Max open files"), "900 1000");
+
+    // (A core-size limit: runc, built with Go, lifts its own soft limit of
+    // open files to the hard one, and an exec'd process inherits that.)
+    let mut process = bundle.config()["process"].clone();
+    process["args"] = serde_json::json!(["cat", "/proc/self/limits"]);
+    process["rlimits"] = serde_json::json!([{"type": "RLIMIT_CORE", "soft": 123, "hard": 456}]);
+    let file = out.path().join("process.json");
+    std::fs::write(&file, process.to_string()).expect("write process.json");
+    let file = file.to_string_lossy().into_owned();
+    let from_file = runtime
+        .exec(&["exec", "--process", &file, container.id()])
+        .expect_success();
+    assert_eq!(limits(&from_file, "Max core file size"), "123 456");
+
+    // runc ignores the label on a host without AppArmor; sunaba says so.
+    if runtime.is_sunaba() {
+        process["apparmorProfile"] = serde_json::json!("some-profile");
+        std::fs::write(&file, process.to_string()).expect("write process.json");
+        let refused = runtime
+            .exec(&["exec", "--process", &file, container.id()])
+            .expect_failure();
+        assert!(refused.stderr.contains("apparmorProfile"), "{refused:?}");
+    }
+    container.kill("KILL");
+    container.wait_stopped();
+}
+
 // runtime.md "Delete": deleting a container that is not stopped must fail
 // and leave it alone; runc's `delete --force` kills it first.
 #[test]

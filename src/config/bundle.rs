@@ -30,6 +30,27 @@ pub enum BundleError {
     },
 }
 
+/// A security label the process asks for, which sunaba cannot apply: its
+/// field name and why. Labels are never dropped silently.
+pub fn unapplied_label(
+    process: &oci_spec::runtime::Process,
+) -> Option<(&'static str, &'static str)> {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|p| !p.is_empty());
+    if set(process.apparmor_profile()) {
+        return Some((
+            "process.apparmorProfile",
+            "AppArmor profiles are not applied by sunaba; remove it (or run the container with runc)",
+        ));
+    }
+    if set(process.selinux_label()) {
+        return Some((
+            "process.selinuxLabel",
+            "SELinux labels are not applied by sunaba; remove it (or run the container with runc)",
+        ));
+    }
+    None
+}
+
 /// Loads `bundle/config.json` and makes its paths absolute: `root.path`
 /// and bind mount sources are relative to the bundle (runtime-spec
 /// `config.md`, "Root" and "Mounts"). A missing `linux.cgroupsPath` becomes
@@ -64,23 +85,8 @@ pub fn load(bundle: &Path, id: &str) -> Result<Spec, BundleError> {
     let Some(process) = spec.process() else {
         return Err(field("process", "missing: there is no program to run"));
     };
-    // Security labels are never dropped silently: sunaba applies neither.
-    if process
-        .apparmor_profile()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(field("process.apparmorProfile", "AppArmor profiles are not applied by sunaba; remove it (or run the container with runc)"));
-    }
-    if process
-        .selinux_label()
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(field(
-            "process.selinuxLabel",
-            "SELinux labels are not applied by sunaba; remove it (or run the container with runc)",
-        ));
+    if let Some((name, reason)) = unapplied_label(process) {
+        return Err(field(name, reason));
     }
     let mut root = spec
         .root()

@@ -810,12 +810,17 @@ fn exec_process(base: &Spec, opts: &ExecOptions) -> Result<oci_spec::runtime::Pr
             what: format!("read {}", path.display()),
             source: e,
         })?;
-        return serde_json::from_slice(&text).map_err(|e| {
+        let process: oci_spec::runtime::Process = serde_json::from_slice(&text).map_err(|e| {
             invalid(format!(
                 "{}: not a runtime-spec process: {e}",
                 path.display()
             ))
-        });
+        })?;
+        if let Some((name, reason)) = crate::config::bundle::unapplied_label(&process) {
+            let name = name.trim_start_matches("process.");
+            return Err(invalid(format!("{}: {name}: {reason}", path.display())));
+        }
+        return Ok(process);
     }
     if opts.args.is_empty() {
         return Err(invalid("exec needs a command, or --process FILE"));
@@ -915,7 +920,6 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
     plan.domainname = None;
     plan.sysctls.clear();
     plan.oom_score_adj = None;
-    plan.rlimits.clear();
     plan.create_container_hooks.clear();
     plan.start_container_hooks.clear();
     plan.die_with_runtime = !opts.detach;

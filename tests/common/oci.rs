@@ -123,6 +123,12 @@ impl Runtime {
         self.scratch.path()
     }
 
+    /// Whether the runtime under test is this build's sunaba (not a peer
+    /// the suite is checked against), for what only sunaba promises.
+    pub fn is_sunaba(&self) -> bool {
+        self.program == super::SUNABA
+    }
+
     /// A fresh container id for this test.
     pub fn new_id(&self) -> String {
         unique("oci")
