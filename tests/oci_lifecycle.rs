@@ -477,6 +477,54 @@ fn run_in_the_foreground_returns_the_exit_status() {
     assert_eq!(outcome.status.code(), Some(0), "{outcome:#?}");
 }
 
+// While a foreground `run` or `exec` waits, the container stays open to the
+// other commands: state, list, a second exec and kill answer at once (a
+// runtime that kept the container locked would stall them, and an engine
+// with them, until the guard kills the stalled command).
+#[test]
+fn a_foreground_run_and_exec_leave_the_container_to_other_commands() {
+    if !privileged("a_foreground_run_and_exec_leave_the_container_to_other_commands") {
+        return;
+    }
+    let out = temp_dir();
+    let bundle = Bundle::sh("echo ready > /out/ready; sleep 1000").bind(out.path(), "/out", &[]);
+    let runtime = &Runtime::new();
+    let bundle = &bundle;
+    std::thread::scope(|scope| {
+        let run = scope.spawn(move || runtime.run_foreground(bundle).1);
+        wait_for_file(&out.path().join("ready"));
+        let ids = runtime.list_ids();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        let id = ids[0].as_str();
+        let state = runtime.exec(&["state", id]).expect_success().json();
+        assert_eq!(state["status"], "running", "{state}");
+
+        let exec_id = id.to_string();
+        let exec = scope.spawn(move || {
+            runtime.exec(&[
+                "exec",
+                &exec_id,
+                "sh",
+                "-c",
+                "echo in > /out/exec; sleep 1000",
+            ])
+        });
+        wait_for_file(&out.path().join("exec"));
+        let second = runtime
+            .exec(&["exec", id, "echo", "second"])
+            .expect_success();
+        assert_eq!(second.stdout, "second\n");
+
+        runtime.exec(&["kill", id, "KILL"]).expect_success();
+        let run = run.join().expect("run thread");
+        assert_eq!(run.status.code(), Some(137), "{run:?}");
+        // The exec'd program dies with the container's pid namespace.
+        let exec = exec.join().expect("exec thread");
+        assert_ne!(exec.status.code(), Some(0), "{exec:?}");
+    });
+    assert!(runtime.list_ids().is_empty());
+}
+
 /// A bundle with one hook of each kind that runs in the runtime namespace
 /// or the container's, each saving its stdin to `dir/KIND.json`.
 fn hook_bundle(dir: &Path) -> Bundle {

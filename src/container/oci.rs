@@ -613,7 +613,7 @@ pub fn run(
     opts: &CreateOptions,
     detach: bool,
 ) -> Result<Option<Exit>, Error> {
-    let dir = StateDir::create(root, id)?;
+    let mut dir = StateDir::create(root, id)?;
     let mut signals = Signals::block().map_err(|e| Error::Io {
         what: "block signals".into(),
         source: e,
@@ -659,6 +659,7 @@ pub fn run(
     } else {
         None
     };
+    dir.unlock();
     let ended = match supervise(&sandbox, &mut signals, relay, None) {
         Ok(ended) => ended,
         Err(e) => {
@@ -671,6 +672,11 @@ pub fn run(
         }
     };
     let exit = classify(ended, cgroup.get(), &spec);
+    if dir.relock().is_err() {
+        // A `delete` meanwhile has removed the container, cgroup and all.
+        cgroup.keep();
+        return Ok(Some(exit));
+    }
     cgroup.remove()?;
     run_post_hooks("poststop", &saved, Status::Stopped);
     dir.remove()?;
@@ -873,7 +879,7 @@ fn exec_process(base: &Spec, opts: &ExecOptions) -> Result<oci_spec::runtime::Pr
 /// No such container, one that is not running, a bad process, or the
 /// process failing to start.
 pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, Error> {
-    let dir = StateDir::open(root, id)?;
+    let mut dir = StateDir::open(root, id)?;
     let saved = dir.read()?;
     let status = status_of(&dir, &saved);
     if status != Status::Running {
@@ -969,6 +975,9 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
     if opts.detach {
         return Ok(None);
     }
+    // Only the exec'd program is waited for now; the container is free for
+    // other commands, a second exec among them.
+    dir.unlock();
     let relay = if opts.console_socket.is_none() {
         started.terminal.map(Relay::new)
     } else {

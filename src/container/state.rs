@@ -178,13 +178,14 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-/// One container's directory, locked for the lifetime of this value.
+/// One container's directory, locked for the lifetime of this value
+/// unless [`StateDir::unlock`] lets the lock go for a while.
 #[derive(Debug)]
 pub struct StateDir {
     root: PathBuf,
     id: String,
     path: PathBuf,
-    _lock: File,
+    lock: Option<File>,
 }
 
 fn lock(path: &Path) -> Result<File, StateError> {
@@ -255,7 +256,7 @@ impl StateDir {
             root: root.to_path_buf(),
             id: id.to_string(),
             path,
-            _lock: lock,
+            lock: Some(lock),
         })
     }
 
@@ -284,8 +285,36 @@ impl StateDir {
             root: root.to_path_buf(),
             id: id.to_string(),
             path,
-            _lock: lock,
+            lock: Some(lock),
         })
+    }
+
+    /// Lets other commands at the container while this one only waits for
+    /// it (a foreground `run` or `exec`), so `state`, `kill` and `delete`
+    /// from an engine do not queue behind the container's whole life.
+    pub fn unlock(&mut self) {
+        // Closing the file releases the record lock.
+        self.lock = None;
+    }
+
+    /// Takes the lock again after [`StateDir::unlock`].
+    ///
+    /// # Errors
+    ///
+    /// The lock file is gone: another command deleted the container.
+    pub fn relock(&mut self) -> Result<(), StateError> {
+        if self.lock.is_none() {
+            self.lock = Some(lock(&self.path.join(LOCK_FILE))?);
+        }
+        // The lock may have been granted on a file that a `delete`, which
+        // held it meanwhile, has just unlinked with its directory.
+        if !self.path.join(STATE_FILE).exists() {
+            return Err(StateError::NotFound {
+                id: self.id.clone(),
+                root: self.root.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The container id.
