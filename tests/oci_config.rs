@@ -416,3 +416,92 @@ fn annotations_are_reported_in_the_state() {
         "{state}"
     );
 }
+
+// config.md "User": umask is the program's file mode creation mask, and
+// without one the program gets 0022, as from runc.
+#[test]
+fn umask_is_the_configured_one_or_0022() {
+    if !privileged("umask_is_the_configured_one_or_0022") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let (out, err) = runtime.output_of(&Bundle::sh("umask"));
+    assert_eq!(out.trim(), "0022", "{err}");
+    let mut bundle = Bundle::sh("umask; touch /tmp/f; stat -c %a /tmp/f").tmpfs("/tmp", &[]);
+    bundle.config_mut()["process"]["user"]["umask"] = serde_json::json!(0o077);
+    let (out, err) = runtime.output_of(&bundle);
+    assert_eq!(out, "0077\n600\n", "{err}");
+}
+
+/// Receives the one descriptor sent over `stream` (SCM_RIGHTS).
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one control message holding one int, 8-byte aligned.
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero msghdr is valid; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at live buffers that outlive the call.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR checks the length.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    assert!(!cmsg.is_null(), "no descriptor was sent");
+    // SAFETY: cmsg is a control message recvmsg wrote; its data is one int
+    // (SCM_RIGHTS), read unaligned.
+    let fd = unsafe {
+        assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
+        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>())
+    };
+    // SAFETY: the descriptor was just received and belongs to nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+// config.md "terminal" and "consoleSize", with runc's --console-socket: the
+// master of the container's pseudo-terminal reaches the socket's owner, the
+// program has the slave as its standard streams, at the configured size.
+#[test]
+fn console_socket_receives_a_terminal_of_the_configured_size() {
+    if !privileged("console_socket_receives_a_terminal_of_the_configured_size") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let socket = runtime.scratch().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind console socket");
+    let mut bundle = Bundle::sh("test -t 0 && test -t 1 && echo tty; stty size; tty");
+    let process = &mut bundle.config_mut()["process"];
+    process["terminal"] = serde_json::json!(true);
+    process["consoleSize"] = serde_json::json!({"height": 33, "width": 111});
+
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        receive_fd(&stream)
+    });
+    let container = runtime.create_with(&bundle, &["--console-socket", &socket_arg]);
+    let master = std::fs::File::from(receiver.join().expect("console thread"));
+    // The output arrives through the master until the slave's last holder
+    // exits (EIO then); a reader that gets nothing does not hang the suite.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut &master, &mut out);
+        let _ = tx.send(out);
+    });
+    container.start();
+    let out = rx
+        .recv_timeout(common::oci::GUARD)
+        .expect("the terminal never closed");
+    container.wait_stopped();
+    let out = String::from_utf8_lossy(&out).replace('\r', "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["tty", "33 111", "/dev/pts/0"], "{out:?}");
+}

@@ -30,9 +30,9 @@ pub enum BundleError {
     },
 }
 
-/// A security label the process asks for, which sunaba cannot apply: its
-/// field name and why. Labels are never dropped silently.
-pub fn unapplied_label(
+/// A field of the process that sunaba cannot carry out: its name and why.
+/// Such a field is refused, never dropped silently.
+pub fn unsupported_process_field(
     process: &oci_spec::runtime::Process,
 ) -> Option<(&'static str, &'static str)> {
     let set = |v: &Option<String>| v.as_deref().is_some_and(|p| !p.is_empty());
@@ -46,6 +46,24 @@ pub fn unapplied_label(
         return Some((
             "process.selinuxLabel",
             "SELinux labels are not applied by sunaba; remove it (or run the container with runc)",
+        ));
+    }
+    if process.scheduler().is_some() {
+        return Some((
+            "process.scheduler",
+            "scheduling policies are not set by sunaba; remove it, or set it with chrt(1) inside",
+        ));
+    }
+    if process.io_priority().is_some() {
+        return Some((
+            "process.ioPriority",
+            "I/O priorities are not set by sunaba; remove it, or set it with ionice(1) inside",
+        ));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Some((
+            "process.execCPUAffinity",
+            "CPU affinity is not set by sunaba; remove it, or use linux.resources.cpu.cpus",
         ));
     }
     None
@@ -85,8 +103,44 @@ pub fn load(bundle: &Path, id: &str) -> Result<Spec, BundleError> {
     let Some(process) = spec.process() else {
         return Err(field("process", "missing: there is no program to run"));
     };
-    if let Some((name, reason)) = unapplied_label(process) {
+    if let Some((name, reason)) = unsupported_process_field(process) {
         return Err(field(name, reason));
+    }
+    if let Some(linux) = spec.linux() {
+        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(field(
+                "linux.timeOffsets",
+                "time namespaces are not made by sunaba; remove it",
+            ));
+        }
+        if linux.intel_rdt().is_some() {
+            return Err(field(
+                "linux.intelRdt",
+                "Intel RDT is not configured by sunaba; remove it",
+            ));
+        }
+        if linux
+            .personality()
+            .as_ref()
+            .and_then(|p| p.flags().as_ref())
+            .is_some_and(|f| !f.is_empty())
+        {
+            return Err(field(
+                "linux.personality.flags",
+                "personality flags are not set by sunaba; keep the domain alone",
+            ));
+        }
+    }
+    if spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.uid_mappings().is_some() || m.gid_mappings().is_some())
+    {
+        return Err(field(
+            "mounts[].uidMappings",
+            "idmapped mounts are not made by sunaba; remove the mount's mappings",
+        ));
     }
     let mut root = spec
         .root()
@@ -197,5 +251,61 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("apparmorProfile"));
+    }
+
+    #[test]
+    fn fields_sunaba_does_not_carry_out_are_refused_by_name() {
+        let process = r#""process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}"#;
+        for (extra_process, linux, mounts, name) in [
+            (
+                r#","scheduler":{"policy":"SCHED_FIFO"}"#,
+                "{}",
+                "[]",
+                "process.scheduler",
+            ),
+            (
+                r#","ioPriority":{"class":"IOPRIO_CLASS_RT"}"#,
+                "{}",
+                "[]",
+                "process.ioPriority",
+            ),
+            (
+                r#","execCPUAffinity":{"initial":"0"}"#,
+                "{}",
+                "[]",
+                "process.execCPUAffinity",
+            ),
+            (
+                "",
+                r#"{"timeOffsets":{"monotonic":{"secs":1}}}"#,
+                "[]",
+                "linux.timeOffsets",
+            ),
+            ("", r#"{"intelRdt":{"closID":"x"}}"#, "[]", "linux.intelRdt"),
+            (
+                "",
+                r#"{"personality":{"domain":"LINUX","flags":["x"]}}"#,
+                "[]",
+                "linux.personality.flags",
+            ),
+            (
+                "",
+                "{}",
+                r#"[{"destination":"/m","type":"bind","source":"/tmp","options":["bind"],"uidMappings":[{"containerID":0,"hostID":1,"size":1}],"gidMappings":[{"containerID":0,"hostID":1,"size":1}]}]"#,
+                "mounts[].uidMappings",
+            ),
+        ] {
+            let config = format!(
+                r#"{{"ociVersion":"1.0.0","root":{{"path":"r"}},{process}{extra_process}}},"linux":{linux},"mounts":{mounts}}}"#
+            );
+            let dir = bundle(&config);
+            let err = load(dir.path(), "c").expect_err(name).to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        // The same config without them loads.
+        let dir = bundle(&format!(
+            r#"{{"ociVersion":"1.0.0","root":{{"path":"r"}},{process}}},"linux":{{}}}}"#
+        ));
+        load(dir.path(), "c").expect("loads");
     }
 }

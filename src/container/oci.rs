@@ -822,7 +822,7 @@ fn exec_process(base: &Spec, opts: &ExecOptions) -> Result<oci_spec::runtime::Pr
                 path.display()
             ))
         })?;
-        if let Some((name, reason)) = crate::config::bundle::unapplied_label(&process) {
+        if let Some((name, reason)) = crate::config::bundle::unsupported_process_field(&process) {
             let name = name.trim_start_matches("process.");
             return Err(invalid(format!("{}: {name}: {reason}", path.display())));
         }

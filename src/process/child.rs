@@ -199,7 +199,8 @@ fn setup_and_exec(
     nix::unistd::setsid().in_step("start a new session")?;
     if plan.terminal {
         step("attach pseudo-terminal");
-        terminal::attach_pseudo_terminal(channel).in_step("attach pseudo-terminal")?;
+        terminal::attach_pseudo_terminal(channel, plan.console_size)
+            .in_step("attach pseudo-terminal")?;
     }
 
     step("change working directory");
@@ -212,6 +213,11 @@ fn setup_and_exec(
             e.desc()
         ),
     })?;
+
+    // After the mounts, whose mountpoints the runtime makes with modes
+    // of its own; the program and its hooks create files under this mask.
+    // umask(2) cannot fail.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
 
     // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, which
     // is about to go: install it now, as runc does, and rely on the profile

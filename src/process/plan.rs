@@ -71,6 +71,10 @@ pub struct ChildPlan {
     pub init: bool,
     /// Give the program a pseudo-terminal (`process.terminal`).
     pub terminal: bool,
+    /// The terminal's rows and columns (`process.consoleSize`).
+    pub console_size: Option<(u16, u16)>,
+    /// The file mode creation mask the program starts with.
+    pub umask: u32,
     /// Send step notices over the channel (debug logging).
     pub trace_steps: bool,
     /// A listening SOCK_SEQPACKET socket: when set, the child stops before
@@ -232,6 +236,13 @@ impl ChildPlan {
             cwd: process.cwd().clone(),
             init,
             terminal: process.terminal().unwrap_or(false),
+            // A box too large for a terminal's u16 is clamped, not wrapped.
+            console_size: process.console_size().as_ref().map(|b| {
+                let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+                (clamp(b.height()), clamp(b.width()))
+            }),
+            // runc's default where the config gives none.
+            umask: process.user().umask().unwrap_or(0o022),
             trace_steps: tracing::enabled!(tracing::Level::DEBUG),
             start_socket: None,
             join: Vec::new(),

@@ -18,12 +18,16 @@ fn check(ret: libc::c_int, what: &str) -> io::Result<libc::c_int> {
 
 /// Opens a pty pair in the sandbox's `/dev/ptmx`, makes the slave the
 /// controlling terminal and the standard streams of the calling process
-/// (which must lead a new session), and hands the master to the runtime.
+/// (which must lead a new session), gives it `size` (rows, columns) when the
+/// config has one, and hands the master to the runtime.
 ///
 /// # Errors
 ///
 /// The first open, ioctl or dup2 that fails, named.
-pub(super) fn attach_pseudo_terminal(channel: &Channel) -> io::Result<()> {
+pub(super) fn attach_pseudo_terminal(
+    channel: &Channel,
+    size: Option<(u16, u16)>,
+) -> io::Result<()> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: the path is a NUL-terminated literal.
     let master = unsafe { libc::open(c"/dev/ptmx".as_ptr(), flags) };
@@ -44,6 +48,18 @@ pub(super) fn attach_pseudo_terminal(channel: &Channel) -> io::Result<()> {
     let slave = check(slave, "open the pseudo-terminal's slave")?;
     // SAFETY: the ioctl just returned this descriptor; nothing else owns it.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+
+    if let Some((rows, cols)) = size {
+        let winsize = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize through the live pointer.
+        let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &winsize) };
+        check(ret, "set the pseudo-terminal's size")?;
+    }
 
     // SAFETY: TIOCSCTTY takes an int by value (0: do not steal).
     let ret = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
