@@ -49,7 +49,10 @@ fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
             .without_time()
             .init(),
         (LogFormat::Text, true) => builder.with_writer(writer).with_ansi(false).init(),
-        (LogFormat::Json, _) => builder.json().with_writer(writer).init(),
+        (LogFormat::Json, _) => builder
+            .event_format(sunaba::cli::log::RuncJson)
+            .with_writer(writer)
+            .init(),
     }
     Ok(())
 }
@@ -153,7 +156,13 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(exit.status() & 0xff).unwrap_or(1))
         }
         Err(e) => {
-            eprintln!("sunaba: {}", plain(&e.to_string()));
+            let message = plain(&e.to_string());
+            // Into the log as well: an engine that passed --log reads the
+            // reason from there.
+            if cli.log.is_some() {
+                tracing::error!("{message}");
+            }
+            eprintln!("sunaba: {message}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(125))
         }
     }

@@ -696,3 +696,29 @@ fn pause_freezes_the_container_and_resume_thaws_it() {
     container.try_delete(true);
     assert!(!runtime.list_ids().contains(&container.id().to_string()));
 }
+
+// runc's --log with --log-format json: one JSON object a line with level,
+// msg and time, and a failed command's reason as the last error line, which
+// is where containerd's shim looks for it.
+#[test]
+fn json_log_ends_with_the_failure_as_an_error_line() {
+    if !privileged("json_log_ends_with_the_failure_as_an_error_line") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let log = runtime.scratch().join("log.json");
+    let log_arg = log.to_string_lossy().into_owned();
+    let id = runtime.new_id();
+    runtime
+        .exec(&["--log", &log_arg, "--log-format", "json", "state", &id])
+        .expect_failure();
+    let text = std::fs::read_to_string(&log).expect("log written");
+    let last: Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["level"], "error", "{text}");
+    assert!(last["time"].is_string(), "{text}");
+    let msg = last["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("not exist"), "{text}");
+    if runtime.is_sunaba() {
+        assert!(msg.contains(&id), "{text}");
+    }
+}

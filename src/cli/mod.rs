@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod features;
 pub mod lifecycle;
+pub mod log;
 pub mod run;
 pub mod spec;
 

@@ -49,7 +49,9 @@ fn invalid(what: impl Into<String>) -> Error {
     Error::Container(what.into())
 }
 
-fn now_rfc3339() -> String {
+/// The current time in RFC 3339, UTC, to the second: what `state` reports as
+/// `created` and the JSON log lines carry.
+pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
