@@ -172,6 +172,44 @@ fn memory_and_pids_limits_land_in_the_containers_cgroup() {
     assert!(left.is_empty(), "delete left cgroups behind: {left:?}");
 }
 
+// config-linux.md "HugePage limits": the limit lands in the hugetlb file of
+// its page size; a host that mounts no hugetlb controller (the hybrid
+// development machine) gets a refusal naming it, and nothing is left.
+#[test]
+fn hugepage_limits_land_in_the_hugetlb_controller_or_are_refused() {
+    if !privileged("hugepage_limits_land_in_the_hugetlb_controller_or_are_refused") {
+        return;
+    }
+    let path = own_cgroups_path();
+    let bundle = Bundle::new(&["sleep", "1000"])
+        .cgroups_path(&path)
+        .resources(json!({ "hugepageLimits": [{ "pageSize": "2MB", "limit": 4_194_304 }] }));
+    let runtime = Runtime::new();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/hugetlb").is_dir();
+    if common::oci::cgroup_v2_has("hugetlb") || v1 {
+        let container = runtime.create(&bundle);
+        let file = cgroup_file(
+            &path,
+            "hugetlb",
+            "hugetlb.2MB.limit_in_bytes",
+            "hugetlb.2MB.max",
+        );
+        let value =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(value.trim(), "4194304");
+        container.delete();
+    } else {
+        let id = runtime.new_id();
+        let (_container, outcome) = runtime.try_create(&bundle, &id, &[]);
+        let outcome = outcome.expect_failure();
+        assert!(outcome.stderr.contains("hugetlb"), "{outcome:?}");
+        assert!(runtime.list_ids().is_empty());
+    }
+    let left = cgroup_dirs(&path);
+    common::remove_cgroups(&left);
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
 // config-linux.md "Memory": without a limit the cgroup has none (the
 // other side of the test above, so a runtime writing a limit regardless
 // is caught).

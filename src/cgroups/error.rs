@@ -53,7 +53,7 @@ pub enum CgroupError {
     #[error("no cgroup filesystem is mounted")]
     NoCgroupFs,
     /// A limit needs a controller the host does not offer.
-    #[error("controller {controller} is not available under {path}")]
+    #[error("controller {controller} is not available under {path}; mount or enable it there, or drop the settings that need it")]
     ControllerUnavailable {
         /// The controller name.
         controller: &'static str,

@@ -724,7 +724,7 @@ fn v1_hierarchies(
 ) -> Result<Vec<(PathBuf, Vec<Controller>)>, CgroupError> {
     let needed = plan.controllers();
     let mut wanted = vec![Controller::Cpu, Controller::Memory, Controller::Pids];
-    for optional in [Controller::Cpuset, Controller::Devices] {
+    for optional in [Controller::Cpuset, Controller::Devices, Controller::Hugetlb] {
         if needed.contains(&optional) {
             wanted.push(optional);
         }
@@ -739,8 +739,13 @@ fn v1_hierarchies(
             None if needed.contains(&c) => {
                 return Err(CgroupError::ControllerUnavailable {
                     controller: c.name(),
-                    path: all.first().map(|h| h.mount.clone()).unwrap_or_default(),
-                })
+                    // Where its hierarchy would be mounted, beside the others.
+                    path: all
+                        .first()
+                        .and_then(|h| h.mount.parent())
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                });
             }
             None => {}
         }

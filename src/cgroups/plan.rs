@@ -29,6 +29,8 @@ pub enum Controller {
     Pids,
     /// Device access (v1 only; v2 would need a BPF program).
     Devices,
+    /// Huge page limits, one file per page size.
+    Hugetlb,
 }
 
 impl Controller {
@@ -40,16 +42,18 @@ impl Controller {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
             Controller::Devices => "devices",
+            Controller::Hugetlb => "hugetlb",
         }
     }
 
     /// Every controller sunaba writes to.
-    pub const ALL: [Controller; 5] = [
+    pub const ALL: [Controller; 6] = [
         Controller::Cpu,
         Controller::Cpuset,
         Controller::Memory,
         Controller::Pids,
         Controller::Devices,
+        Controller::Hugetlb,
     ];
 
     fn from_name(name: &str) -> Option<Controller> {
@@ -148,6 +152,16 @@ pub fn plan_v2(resources: &LinuxResources) -> Result<Plan, CgroupError> {
     if let Some(pids) = pids_value(resources)? {
         plan.write(Controller::Pids, "pids.max", pids);
     }
+    for (size, limit) in hugepage_limits(resources)? {
+        plan.write(Controller::Hugetlb, &format!("hugetlb.{size}.max"), limit);
+        // Reservations count against the limit too where the kernel keeps
+        // them apart (Linux 5.7), so a mapping cannot reserve past it.
+        plan.write_optional(
+            Controller::Hugetlb,
+            &format!("hugetlb.{size}.rsvd.max"),
+            limit,
+        );
+    }
     if let Some(unified) = resources.unified() {
         let mut keys: Vec<(&String, &String)> = unified.iter().collect();
         keys.sort();
@@ -179,6 +193,13 @@ pub fn plan_v1(resources: &LinuxResources) -> Result<Plan, CgroupError> {
     }
     if let Some(pids) = pids_value(resources)? {
         plan.write(Controller::Pids, "pids.max", pids);
+    }
+    for (size, limit) in hugepage_limits(resources)? {
+        plan.write(
+            Controller::Hugetlb,
+            &format!("hugetlb.{size}.limit_in_bytes"),
+            limit,
+        );
     }
     if resources.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(CgroupError::Unsupported {
@@ -454,19 +475,43 @@ fn common_unenforced(plan: &mut Plan, resources: &LinuxResources) {
     if resources.block_io().is_some() {
         plan.unenforced.push("blockIO".to_string());
     }
-    if resources
-        .hugepage_limits()
-        .as_ref()
-        .is_some_and(|h| !h.is_empty())
-    {
-        plan.unenforced.push("hugepageLimits".to_string());
-    }
     if resources.network().is_some() {
         plan.unenforced.push("network".to_string());
     }
     if resources.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
         plan.unenforced.push("rdma".to_string());
     }
+}
+
+/// The huge page limits, each as (page size as the kernel names it in
+/// `hugetlb.<size>.*`, bytes). The size must be a number and a unit, "2MB"
+/// or "1GB"; the kernel then tells whether the machine has that size.
+fn hugepage_limits(resources: &LinuxResources) -> Result<Vec<(String, u64)>, CgroupError> {
+    let mut out = Vec::new();
+    for h in resources.hugepage_limits().iter().flatten() {
+        let size = h.page_size();
+        let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &size[digits.len()..];
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || !["KB", "MB", "GB", "TB", "PB"].contains(&unit)
+        {
+            return Err(invalid(
+                "linux.resources.hugepageLimits.pageSize",
+                size,
+                "not a page size such as 2MB or 1GB",
+            ));
+        }
+        let limit = u64::try_from(h.limit()).map_err(|_| {
+            invalid(
+                "linux.resources.hugepageLimits.limit",
+                h.limit(),
+                "must not be negative",
+            )
+        })?;
+        out.push((size.clone(), limit));
+    }
+    Ok(out)
 }
 
 fn max_or(value: Option<u64>) -> String {
@@ -661,6 +706,35 @@ mod tests {
             plan_v2(&res),
             Err(CgroupError::InvalidValue { .. })
         ));
+    }
+
+    #[test]
+    fn hugepage_limits_name_their_page_size_on_both_versions() {
+        let with = |size: &str, limit: i64| -> LinuxResources {
+            serde_json::from_value(serde_json::json!({
+                "hugepageLimits": [{"pageSize": size, "limit": limit}]
+            }))
+            .expect("resources")
+        };
+        let v2 = plan_v2(&with("2MB", 4 << 20)).expect("plans");
+        let hugetlb: Vec<_> = values(&v2)
+            .into_iter()
+            .filter(|(f, _)| f.starts_with("hugetlb."))
+            .collect();
+        assert_eq!(
+            hugetlb,
+            [
+                ("hugetlb.2MB.max", "4194304"),
+                ("hugetlb.2MB.rsvd.max", "4194304")
+            ]
+        );
+        assert!(v2.unenforced.is_empty(), "{:?}", v2.unenforced);
+        let v1 = plan_v1(&with("1GB", 1 << 30)).expect("plans");
+        assert_eq!(values(&v1), [("hugetlb.1GB.limit_in_bytes", "1073741824")]);
+        for (size, limit) in [("2M", 1), ("MB", 1), ("2 MB", 1), ("../x", 1), ("2MB", -1)] {
+            let err = plan_v2(&with(size, limit)).expect_err(size).to_string();
+            assert!(err.contains("hugepageLimits"), "{size}: {err}");
+        }
     }
 
     #[test]

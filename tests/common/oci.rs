@@ -524,7 +524,8 @@ pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
 }
 
 /// True on a unified (v2) host whose root cgroup offers `controller`.
-fn cgroup_v2_has(controller: &str) -> bool {
+/// Whether the host is pure cgroup v2 with `controller` in its root.
+pub fn cgroup_v2_has(controller: &str) -> bool {
     std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
         .map(|c| c.split_whitespace().any(|w| w == controller))
         .unwrap_or(false)
