@@ -227,6 +227,10 @@ fn record(
         hooks: spec.hooks().clone(),
         config: Some(spec.clone()),
     };
+    // Recorded before the hooks run: a create killed while they run leaves a
+    // state that `delete --force` can clean up, its waiting init and cgroup
+    // included, rather than a bare directory.
+    dir.write(&saved)?;
     let state = state_value(&saved, Status::Creating).to_string();
     if let Some(hooks) = spec.hooks() {
         // prestart is deprecated in favour of createRuntime; both run here,
@@ -249,7 +253,6 @@ fn record(
             launched.sandbox.run_create_container_hooks(&state)?;
         }
     }
-    dir.write(&saved)?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;
     }
