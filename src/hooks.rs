@@ -8,8 +8,10 @@
 //! itself, with the state it receives from the runtime. Hooks run in order;
 //! the first that fails or outlives its timeout stops the operation.
 //!
-//! Known deviation: createContainer runs after pivot_root rather than just
-//! before it, so its path resolves in the container's root.
+//! createContainer runs before the process gives up any privilege (user,
+//! capabilities, seccomp), as root of the container. Known deviation: it
+//! runs after pivot_root rather than just before it, so its path and the
+//! files it names resolve in the container's root, not the host's.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;

@@ -579,6 +579,65 @@ fn create_hooks_run_during_create_with_the_state() {
     }
 }
 
+// config.md "createContainer": it runs during create, in the container's
+// namespaces (its path resolves there), after createRuntime, with the state
+// on stdin, and with the runtime's privileges rather than the process's:
+// root with every capability, although the process runs as uid 1000 with
+// none. start has not happened yet.
+#[test]
+fn create_container_hook_runs_in_the_container_with_the_runtimes_privileges() {
+    if !privileged("create_container_hook_runs_in_the_container_with_the_runtimes_privileges") {
+        return;
+    }
+    // The directory is bound at its own path, so the hook finds it whether
+    // it sees the container's root or, as the spec has it before
+    // pivot_root (runc), the host's.
+    let dir = temp_dir();
+    let host_dir = dir.path().to_str().expect("utf-8").to_string();
+    let script = format!(
+        "cat > {host_dir}/createContainer.json; \
+         grep -E '^(Uid|CapEff):' /proc/self/status > {host_dir}/creds; \
+         test -e {host_dir}/createRuntime.json && echo after > {host_dir}/order"
+    );
+    let bundle = Bundle::new(&["sleep", "1000"])
+        .bind(dir.path(), &host_dir, &[])
+        .user(1000, 1000, &[])
+        .capabilities(&[])
+        .hook(
+            "createRuntime",
+            "/bin/sh",
+            &["sh", "-c", &format!("cat > {host_dir}/createRuntime.json")],
+        )
+        .hook("createContainer", "/bin/sh", &["sh", "-c", &script]);
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    let state = hook_state(dir.path(), "createContainer").expect("did not run at create");
+    // (The pid is left alone: runc reports the one the hook sees, 1.)
+    assert_eq!(state["id"], container.id(), "{state}");
+    let order = std::fs::read_to_string(dir.path().join("order")).unwrap_or_default();
+    assert_eq!(order, "after\n", "createContainer ran before createRuntime");
+    let creds = std::fs::read_to_string(dir.path().join("creds")).expect("creds");
+    let field = |name: &str| {
+        creds
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(field("Uid:").starts_with("0\t"), "{creds}");
+    assert_ne!(
+        u64::from_str_radix(&field("CapEff:"), 16).unwrap_or(0),
+        0,
+        "{creds}"
+    );
+    // The process itself got none of that.
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", container.pid())).expect("status");
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    assert_eq!(container.status(), "created");
+}
+
 // config.md "startContainer", runtime.md "Lifecycle" step 7: it runs
 // during start, inside the container, with the state on stdin.
 #[test]

@@ -223,6 +223,19 @@ fn setup_and_exec(
     // is about to go: install it now, as runc does, and rely on the profile
     // to allow the few calls left before exec (capset, setuid, accept).
     // With no_new_privs it waits until just before exec.
+    // createContainer hooks run in the container's namespaces but with the
+    // runtime's privileges, as root with every capability and no filter:
+    // before any of that is given up. The runtime sends the state once its
+    // own createRuntime hooks are done.
+    if plan.start_socket.is_some() && !plan.create_container_hooks.is_empty() {
+        channel.send_ready();
+        let state = channel
+            .recv_state()
+            .in_step("receive the container state")?;
+        crate::hooks::run("createContainer", &plan.create_container_hooks, &state)
+            .in_step("run createContainer hooks")?;
+    }
+
     let early_seccomp = !plan.no_new_privs;
     if early_seccomp {
         step("install seccomp filter");
@@ -249,15 +262,8 @@ fn setup_and_exec(
     // seccomp filter comes after the wait, so a profile that forbids
     // accept(2) cannot keep the container from starting.
     if let Some(listener) = plan.start_socket {
+        // Everything is in place (after the hooks, this answers the state).
         channel.send_ready();
-        if !plan.create_container_hooks.is_empty() {
-            let state = channel
-                .recv_state()
-                .in_step("receive the container state")?;
-            crate::hooks::run("createContainer", &plan.create_container_hooks, &state)
-                .in_step("run createContainer hooks")?;
-            channel.send_ready();
-        }
         let start = wait_for_start(listener)?;
         // `start` always sends the state; reading it even when no hook
         // needs it keeps the connection from being reset on exec.
