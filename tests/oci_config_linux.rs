@@ -332,6 +332,23 @@ fn update_changes_live_limits_and_events_reports_usage() {
         .expect_success();
     assert_eq!(read(&memory).trim(), "134217728");
     assert_eq!(read(&pids).trim(), "17");
+    // The container was made without a CPU limit; one can still be set.
+    runtime
+        .exec(&[
+            "update",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
+            container.id(),
+        ])
+        .expect_success();
+    let cpu = cgroup_file(&path, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(
+        ["50000", "50000 100000"].contains(&read(&cpu).trim()),
+        "{}",
+        read(&cpu)
+    );
     runtime
         .exec(&["update", "--memory", "12q", container.id()])
         .expect_failure();

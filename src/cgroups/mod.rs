@@ -655,12 +655,13 @@ fn prune_created(created: &[PathBuf]) {
 }
 
 /// The v2 controllers to enable: those the plan writes to (required), plus
-/// memory and pids for OOM and process accounting when the root offers them.
+/// memory and pids for OOM and process accounting, and cpu so that a later
+/// `update` of CPU limits finds its files, when the root offers them.
 fn v2_controllers(root: &Path, plan: &Plan) -> Result<Vec<Controller>, CgroupError> {
     let available = fs::read_file(&root.join("cgroup.controllers"))?;
     let available: Vec<&str> = available.split_whitespace().collect();
     let mut wanted = plan.controllers();
-    for extra in [Controller::Memory, Controller::Pids] {
+    for extra in [Controller::Cpu, Controller::Memory, Controller::Pids] {
         if available.contains(&extra.name()) && !wanted.contains(&extra) {
             wanted.push(extra);
         }
