@@ -740,31 +740,61 @@ enum Create {
 /// root were `/` (openat2 RESOLVE_IN_ROOT), creating missing directories
 /// and, if asked, the final file.
 fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, MountError> {
+    // Symlinks followed by hand before giving up, as the kernel's own limit.
+    const MAX_LINKS: usize = 40;
     let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let target = Path::new("/").join(rel);
-    let components: Vec<_> = rel.components().collect();
-    let mut prefix = PathBuf::new();
-    let mut fd = rustix::fs::openat2(
-        root,
-        ".",
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        how,
-    )
-    .map_err(|e| syscall_err("open", &target)(e.into()))?;
-    for (i, component) in components.iter().enumerate() {
-        prefix.push(component);
-        let last = i + 1 == components.len();
-        match rustix::fs::openat2(
+    let open = |path: &Path| {
+        rustix::fs::openat2(
             root,
-            &prefix,
+            path,
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             how,
-        ) {
-            Ok(next) => fd = next,
+        )
+    };
+    let mut fd = open(Path::new(".")).map_err(|e| syscall_err("open", &target)(e.into()))?;
+    let mut pending: std::collections::VecDeque<std::ffi::OsString> = rel
+        .components()
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
+    let mut prefix = PathBuf::new();
+    let mut links = 0;
+    while let Some(component) = pending.pop_front() {
+        let candidate = prefix.join(&component);
+        match open(&candidate) {
+            Ok(next) => {
+                fd = next;
+                prefix = candidate;
+            }
             Err(rustix::io::Errno::NOENT) if create != Create::Nothing => {
-                if last && create == Create::File {
+                // A symlink whose target is missing: what is made is its
+                // target, resolved inside the root like any other path, so
+                // an image's `/var/run -> /run` gets a /run of its own.
+                if let Ok(link) = rustix::fs::readlinkat(&fd, component.as_os_str(), Vec::new()) {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        let loop_err = io::Error::from_raw_os_error(libc::ELOOP);
+                        return Err(syscall_err("resolve", &target)(loop_err));
+                    }
+                    let link = PathBuf::from(
+                        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+                            link.into_bytes(),
+                        ),
+                    );
+                    if link.is_absolute() {
+                        prefix = PathBuf::new();
+                        fd = open(Path::new("."))
+                            .map_err(|e| syscall_err("open", &target)(e.into()))?;
+                    }
+                    for part in link.components().rev() {
+                        if !matches!(part, Component::RootDir) {
+                            pending.push_front(part.as_os_str().to_os_string());
+                        }
+                    }
+                    continue;
+                }
+                if pending.is_empty() && create == Create::File {
                     let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
                     rustix::fs::openat(
                         &fd,
@@ -781,14 +811,8 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
                     )
                     .map_err(|e| syscall_err("create mountpoint", &target)(e.into()))?;
                 }
-                fd = rustix::fs::openat2(
-                    root,
-                    &prefix,
-                    OFlags::PATH | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    how,
-                )
-                .map_err(|e| syscall_err("open", &target)(e.into()))?;
+                fd = open(&candidate).map_err(|e| syscall_err("open", &target)(e.into()))?;
+                prefix = candidate;
             }
             Err(e) => return Err(syscall_err("open", &target)(e.into())),
         }

@@ -562,3 +562,36 @@ fn device_rules_allow_only_what_they_list() {
     );
     assert_eq!(lines.get(2), Some(&"null-ok"), "{stdout}");
 }
+
+// config.md "Mounts": a destination is a path inside the container's root,
+// even where the image makes a component of it an absolute symlink to a host
+// path. Following it would make the runtime create the mountpoint (and
+// mount) on the host; resolved inside the root, the host stays untouched.
+#[test]
+fn a_symlink_in_the_image_cannot_send_a_mountpoint_to_the_host() {
+    if !privileged("a_symlink_in_the_image_cannot_send_a_mountpoint_to_the_host") {
+        return;
+    }
+    let host = common::temp_dir();
+    let target = host.path().join("target");
+    std::fs::create_dir(&target).expect("target dir");
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "ls -d /escape/sub && grep -c '/target/sub tmpfs' /proc/mounts",
+    ])
+    .tmpfs("/escape/sub", &[]);
+    // The builder made the mountpoint as a directory; the image has a link.
+    let link = bundle.rootfs().join("escape");
+    std::fs::remove_dir_all(&link).expect("remove the mountpoint");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+
+    let (out, err) = Runtime::new().output_of(&bundle);
+    assert!(
+        std::fs::read_dir(&target).expect("target").next().is_none(),
+        "the runtime wrote through the symlink onto the host: {out}{err}"
+    );
+    // The link's target was made inside the root, and the mount is there
+    // (listed at the path the link leads to).
+    assert_eq!(out, "/escape/sub\n1\n", "{err}");
+}
