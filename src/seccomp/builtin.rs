@@ -3,7 +3,9 @@
 //!
 //! `default` allows what Docker's default profile allows a container that has
 //! Docker's default capability set (no `CAP_SYS_ADMIN`, `CAP_SYS_PTRACE`,
-//! `CAP_SYS_MODULE`, ...), and returns `EPERM` for everything else. `agent`
+//! `CAP_SYS_MODULE`, ...), and returns `EPERM` for everything else. Like
+//! Docker's list since 2023, it leaves io_uring out: a large kernel attack
+//! surface whose operations no per-syscall filter sees. `agent`
 //! starts from the same list and takes away what an untrusted program has no
 //! business calling: namespaces, the mount API, keyrings, eBPF, perf,
 //! io_uring, cross-process memory access and terminal input injection.
@@ -45,12 +47,13 @@ const MEMORY: &[&str] = &[
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync", "mlock",
     "mlock2", "mlockall", "munlock", "munlockall", "membarrier", "memfd_create",
     "memfd_secret", "remap_file_pages", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    "map_shadow_stack", "mseal",
 ];
 
 /// Threads and their synchronisation: glibc and musl pthreads, Go, Java.
 #[rustfmt::skip]
 const THREADS: &[&str] = &[
-    "futex", "futex_waitv", "set_robust_list", "get_robust_list", "set_tid_address", "rseq",
+    "futex", "futex_waitv", "futex_wait", "futex_wake", "futex_requeue", "set_robust_list", "get_robust_list", "set_tid_address", "rseq",
     "get_thread_area", "set_thread_area", "sched_yield", "sched_getaffinity",
     "sched_setaffinity", "sched_getattr", "sched_setattr", "sched_getparam",
     "sched_setparam", "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max",
@@ -75,6 +78,7 @@ const FILES: &[&str] = &[
     "fgetxattr", "setxattr", "lsetxattr", "fsetxattr", "listxattr", "llistxattr",
     "flistxattr", "removexattr", "lremovexattr", "fremovexattr", "inotify_init",
     "inotify_init1", "inotify_add_watch", "inotify_rm_watch", "fanotify_mark",
+    "fchmodat2", "cachestat", "getxattrat", "setxattrat", "listxattrat", "removexattrat",
 ];
 
 /// Event loops, timers and clocks: servers, interpreters, `sleep`.
@@ -119,11 +123,6 @@ const SYSTEM_INFO: &[&str] = &[
 const SELF_RESTRICTION: &[&str] = &[
     "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
 ];
-
-/// io_uring: allowed by Docker's default list; a large kernel attack surface
-/// that bypasses per-syscall filtering, so `agent` drops it.
-#[rustfmt::skip]
-const IO_URING: &[&str] = &["io_uring_setup", "io_uring_enter", "io_uring_register"];
 
 /// Debuggers and profilers (gdb, strace, py-spy). Docker allows them since
 /// Linux 4.8, where ptrace can no longer be used to get around seccomp;
@@ -208,7 +207,6 @@ fn common_names(with_debugging: bool) -> Vec<&'static str> {
     ]
     .concat();
     if with_debugging {
-        names.extend_from_slice(IO_URING);
         names.extend_from_slice(DEBUGGING);
         names.push("ioctl");
     }

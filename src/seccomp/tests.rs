@@ -132,6 +132,31 @@ fn rules_with_non_allow_actions_are_allowed_by_the_default_filter() {
 }
 
 #[test]
+fn default_profile_follows_dockers_current_list() {
+    let profile = builtin("default").unwrap();
+    let plans = plan(&profile).unwrap();
+    let default_filter = &plans[0];
+    // Left out of Docker's list in 2023; denied with the default EPERM.
+    for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+        assert!(!default_filter.rules.contains_key(&nr(name)), "{name}");
+    }
+    // Newer calls a current libc reaches for, which would otherwise fail
+    // with EPERM instead of working (libc falls back on ENOSYS only).
+    for name in [
+        "fchmodat2",
+        "cachestat",
+        "futex_wait",
+        "futex_wake",
+        "map_shadow_stack",
+    ] {
+        assert!(
+            default_filter.rules.contains_key(&nr(name)),
+            "{name} missing"
+        );
+    }
+}
+
+#[test]
 fn agent_profile_drops_what_agents_never_need() {
     let plans = plan(&builtin("agent").unwrap()).unwrap();
     let default_filter = &plans[0];
