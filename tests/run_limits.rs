@@ -51,6 +51,10 @@ fn host_cgroup_holds_the_limits_and_a_host_kill_is_not_an_oom() {
         "33",
         "--cpus",
         "0.25",
+        "--cpu-shares",
+        "512",
+        "--memory-reservation",
+        "24m",
         "--",
         "sleep",
         "1000",
@@ -76,6 +80,9 @@ fn host_cgroup_holds_the_limits_and_a_host_kill_is_not_an_oom() {
         assert_eq!(read(dir, "memory.max"), (48 << 20).to_string());
         assert_eq!(read(dir, "pids.max"), "33");
         assert_eq!(read(dir, "cpu.max"), "25000 100000");
+        // 512 shares, half v1's default, on v2's weight scale.
+        assert_eq!(read(dir, "cpu.weight"), "59");
+        assert_eq!(read(dir, "memory.low"), (24 << 20).to_string());
         let procs = read(dir, "cgroup.procs");
         assert!(
             procs.lines().any(|p| p == sleeper.to_string()),
@@ -99,6 +106,11 @@ fn host_cgroup_holds_the_limits_and_a_host_kill_is_not_an_oom() {
         assert_eq!(file("pids", "pids.max"), "33");
         assert_eq!(file("cpu", "cpu.cfs_quota_us"), "25000");
         assert_eq!(file("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(file("cpu", "cpu.shares"), "512");
+        assert_eq!(
+            file("memory", "memory.soft_limit_in_bytes"),
+            (24 << 20).to_string()
+        );
         let procs = file("memory", "cgroup.procs");
         assert!(
             procs.lines().any(|p| p == sleeper.to_string()),
