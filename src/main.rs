@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use sunaba::cli::{bench, features, lifecycle, spec, Cli, Command, LogFormat, LogLevel};
 use sunaba::container::{oci, Exit};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
     let level = match (cli.log_level, cli.verbose || cli.debug || verbose) {
@@ -15,15 +17,17 @@ fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
         (None, false) => LogLevel::Warn,
     };
     let level = match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-        LogLevel::Trace => "trace",
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
     };
-    let filter = EnvFilter::new(format!("sunaba={level}"));
+    // Only sunaba's own events: a plain target filter, without the regular
+    // expression engine that an environment-style filter links in.
+    let filter = Targets::new().with_target("sunaba", level);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_target(false);
     let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &cli.log {
         Some(path) => {
@@ -47,11 +51,20 @@ fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
             .with_writer(writer)
             .with_ansi(false)
             .without_time()
+            .finish()
+            .with(filter)
             .init(),
-        (LogFormat::Text, true) => builder.with_writer(writer).with_ansi(false).init(),
+        (LogFormat::Text, true) => builder
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish()
+            .with(filter)
+            .init(),
         (LogFormat::Json, _) => builder
             .event_format(sunaba::cli::log::RuncJson)
             .with_writer(writer)
+            .finish()
+            .with(filter)
             .init(),
     }
     Ok(())
