@@ -153,9 +153,29 @@ fn hybrid_cgroup_spans_v1_hierarchies_and_unified() {
     cg.destroy().expect("destroy");
     for h in ["cpu,cpuacct", "memory", "pids", "unified"] {
         assert!(
-            !root.path().join(h).join("sunaba").exists(),
+            !root.path().join(h).join("sunaba/c").exists(),
             "{h} left behind"
         );
+        // The shared parent stays for the next run.
+        assert!(root.path().join(h).join("sunaba").is_dir(), "{h}");
+    }
+}
+
+#[test]
+fn destroy_prunes_the_parents_it_made_but_keeps_the_shared_one() {
+    let (root, layout) = fake_hybrid();
+    let nested = Cgroup::create(&layout, Path::new("sunaba/pod/x"), &resources()).expect("create");
+    let outside = Cgroup::create(&layout, Path::new("other/y"), &resources()).expect("create");
+    nested.destroy().expect("destroy");
+    outside.destroy().expect("destroy");
+    for h in ["cpu,cpuacct", "memory", "pids", "unified"] {
+        let hierarchy = root.path().join(h);
+        assert!(
+            !hierarchy.join("sunaba/pod").exists(),
+            "{h}: sunaba/pod kept"
+        );
+        assert!(!hierarchy.join("other").exists(), "{h}: other kept");
+        assert!(hierarchy.join("sunaba").is_dir(), "{h}: sunaba removed");
     }
 }
 
