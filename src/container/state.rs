@@ -336,7 +336,7 @@ impl StateDir {
     ///
     /// # Errors
     ///
-    /// Writing, syncing or renaming failing.
+    /// Writing or renaming failing.
     pub fn write(&self, saved: &Saved) -> Result<(), StateError> {
         let tmp = self.path.join(format!("{STATE_FILE}.tmp"));
         let dst = self.path.join(STATE_FILE);
@@ -353,7 +353,10 @@ impl StateDir {
             .open(&tmp)
             .map_err(file_err("write", &tmp))?;
         file.write_all(&json).map_err(file_err("write", &tmp))?;
-        file.sync_all().map_err(file_err("sync", &tmp))?;
+        // The rename alone makes the new state appear whole to every other
+        // reader. No fsync: the state describes processes that a crash of
+        // the machine ends anyway, and syncing put a disk flush on every
+        // create, start and run where the root is not on tmpfs.
         fs::rename(&tmp, &dst).map_err(file_err("rename into place", &dst))
     }
 
