@@ -98,7 +98,11 @@ fn listen_for_start(path: &Path) -> Result<OwnedFd, Error> {
         None,
     )
     .map_err(io)?;
-    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(io)?).map_err(io)?;
+    let address = sys::socket_address(path).map_err(|e| Error::Io {
+        what: format!("listen on {}", path.display()),
+        source: e,
+    })?;
+    bind(fd.as_raw_fd(), &address.addr).map_err(io)?;
     listen(&fd, Backlog::new(1).map_err(io)?).map_err(io)?;
     Ok(fd)
 }
@@ -121,7 +125,14 @@ fn send_console(socket_path: &Path, master: &OwnedFd) -> Result<(), Error> {
         None,
     )
     .map_err(io)?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(socket_path).map_err(io)?).map_err(io)?;
+    let address = sys::socket_address(socket_path).map_err(|e| Error::Io {
+        what: format!(
+            "send the terminal to --console-socket {}",
+            socket_path.display()
+        ),
+        source: e,
+    })?;
+    connect(fd.as_raw_fd(), &address.addr).map_err(io)?;
     let fds = [master.as_raw_fd()];
     let name = b"/dev/pts/0";
     let iov = [std::io::IoSlice::new(name)];

@@ -149,7 +149,7 @@ pub fn spawn(
 /// The connection failing, or the exec (or anything after the wait)
 /// failing in the container.
 pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessError> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
     let fd = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -161,8 +161,11 @@ pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessE
         path: path.to_path_buf(),
         source: e.into(),
     };
-    let addr = UnixAddr::new(path).map_err(unreachable)?;
-    connect(fd.as_raw_fd(), &addr).map_err(unreachable)?;
+    let address = crate::sys::socket_address(path).map_err(|e| ProcessError::StartSocket {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    connect(fd.as_raw_fd(), &address.addr).map_err(unreachable)?;
     let channel = Channel::from_fd(fd);
     channel.send_state(state).map_err(ProcessError::Channel)?;
     loop {
