@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(busybox-static iproute2 python3 util-linux podman containerd bubblewrap crun)
+packages=(busybox-static iproute2 python3 python3-grpcio util-linux podman containerd bubblewrap crun)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -27,7 +27,7 @@ scripts/check.sh
 # hierarchy, so both cgroup backends are proven by one suite. Each test
 # binary boots its own guest; vm-test.sh installs QEMU and a Debian kernel
 # when they are missing.
-# The podman and containerd tests stay on the host: the guest has no room
+# The podman and containerd tests (containerd_cri too) stay on the host: the guest has no room
 # for their image stores.
 # The guest is emulated (TCG). A test binary takes at most a few minutes
 # there; one that is still running after ten has hung, and vm-test.sh then

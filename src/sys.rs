@@ -228,3 +228,100 @@ pub fn reset_signal_dispositions() {
         unsafe { libc::signal(signal, libc::SIG_DFL) };
     }
 }
+
+/// A unix socket address for `path`, usable for bind(2) and connect(2)
+/// while it lives.
+pub struct SocketAddress {
+    /// The address to pass to the kernel.
+    pub addr: nix::sys::socket::UnixAddr,
+    /// The socket's directory, held open while `addr` names it through
+    /// `/proc/self/fd`.
+    _dir: Option<OwnedFd>,
+}
+
+/// The address of the unix socket at `path`. `sun_path` holds only 108
+/// bytes, and a runtime's state directory can be deeper than that allows
+/// (containerd's runc shim puts 64-character ids under its own root, which
+/// a test or a host may move), so a longer path is reached through the
+/// directory's descriptor: `/proc/self/fd/N/NAME` resolves to the same
+/// socket and is always short.
+pub fn socket_address(path: &std::path::Path) -> io::Result<SocketAddress> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    // sun_path's size, less the terminating NUL.
+    const SUN_PATH_MAX: usize = 107;
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return Ok(SocketAddress {
+            addr: nix::sys::socket::UnixAddr::new(path)?,
+            _dir: None,
+        });
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    };
+    let dir: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?
+        .into();
+    let mut short =
+        format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
+    short.extend_from_slice(name.as_bytes());
+    Ok(SocketAddress {
+        addr: nix::sys::socket::UnixAddr::new(std::ffi::OsStr::from_bytes(&short))?,
+        _dir: Some(dir),
+    })
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{
+        accept, bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType,
+    };
+
+    use super::socket_address;
+
+    #[test]
+    fn a_socket_deeper_than_sun_path_is_bound_and_reached() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let deep = tmp.path().join("d".repeat(64)).join("e".repeat(64));
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        let path = deep.join("start.sock");
+        assert!(path.as_os_str().len() > 108);
+
+        let listener = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        let address = socket_address(&path).expect("address");
+        bind(listener.as_raw_fd(), &address.addr).expect("bind");
+        drop(address);
+        listen(&listener, Backlog::new(1).expect("backlog")).expect("listen");
+        assert!(path.exists(), "the socket is made at the long path itself");
+
+        let client = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        let address = socket_address(&path).expect("address");
+        connect(client.as_raw_fd(), &address.addr).expect("connect");
+        accept(&listener).expect("accept");
+    }
+
+    #[test]
+    fn a_short_socket_path_is_used_as_it_is() {
+        let address = socket_address(std::path::Path::new("/run/x.sock")).expect("address");
+        assert_eq!(
+            address.addr.path(),
+            Some(std::path::Path::new("/run/x.sock"))
+        );
+    }
+}

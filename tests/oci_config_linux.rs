@@ -432,6 +432,45 @@ fn a_network_namespace_given_by_path_is_joined() {
     );
 }
 
+// config-linux.md "Namespaces" (pid) with a path: the container starts
+// inside that pid namespace, as a Kubernetes pod's containers join the
+// sandbox's when the pod shares its process namespace; the other
+// container's program is its pid 1.
+#[test]
+fn a_pid_namespace_given_by_path_is_joined() {
+    if !privileged("a_pid_namespace_given_by_path_is_joined") {
+        return;
+    }
+    let runtime = Runtime::new();
+    let first = Bundle::new(&["sleep", "1000"]);
+    let sandbox = runtime.run_detached(&first);
+    let path = format!("/proc/{}/ns/pid", sandbox.pid());
+    let bundle =
+        Bundle::sh("echo $$; cat /proc/1/cmdline | tr '\\0' ' '").with_namespace_path("pid", &path);
+    let container = runtime.create(&bundle);
+    let pid = container.pid();
+    let outside = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("ns");
+    assert_eq!(
+        outside,
+        std::fs::read_link(&path).expect("ns"),
+        "the created process is in the joined pid namespace"
+    );
+    let out = container.start_and_wait();
+    let mut lines = out.lines();
+    let own = lines.next().unwrap_or_default();
+    assert_ne!(own, "1", "{out}{}", container.stderr());
+    assert_eq!(
+        lines.next().unwrap_or_default().trim(),
+        "sleep 1000",
+        "{out}{}",
+        container.stderr()
+    );
+    container.delete();
+    sandbox.kill("KILL");
+    sandbox.wait_stopped();
+    sandbox.delete();
+}
+
 // config-linux.md "Personality": LINUX32 makes uname report a 32-bit
 // machine; runc's --preserve-fds passes descriptors after stderr on.
 #[test]

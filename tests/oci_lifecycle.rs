@@ -444,6 +444,52 @@ fn kill_all_reaches_every_process_of_the_container() {
     }
 }
 
+// runc's kill on a stopped container: a plain kill is refused as "not
+// running", but kill --all still acts. Without a pid namespace of its own,
+// the init's exit leaves its children running in the cgroup, and kill
+// --all (what containerd's shim sends after that exit) ends them.
+#[test]
+fn kill_all_ends_what_a_stopped_container_left_running() {
+    if !privileged("kill_all_ends_what_a_stopped_container_left_running") {
+        return;
+    }
+    let out = temp_dir();
+    let script = "sleep 1000 & echo $! > /out/child; echo ran > /out/ran";
+    let bundle = Bundle::sh(script)
+        .bind(out.path(), "/out", &[])
+        .without_namespace("pid")
+        .cgroups_path(&format!("/{}", common::unique("oci-killall-stopped")));
+    let runtime = Runtime::new();
+    let container = runtime.create(&bundle);
+    container.start();
+    wait_for_file(&out.path().join("ran"));
+    container.wait_stopped();
+    let child: i32 = wait_for_file(&out.path().join("child"))
+        .trim()
+        .parse()
+        .expect("child pid");
+    let started = start_time(child).expect("the background sleep outlives the init");
+
+    // runc's wording, which containerd's shim reads as "already finished".
+    let refused = container.try_kill("KILL").expect_failure();
+    assert!(
+        refused.stderr.contains("container not running"),
+        "{refused:#?}"
+    );
+    runtime
+        .exec(&["kill", "--all", container.id(), "KILL"])
+        .expect_success();
+    let deadline = Instant::now() + GUARD;
+    while alive(child, started) {
+        assert!(
+            Instant::now() < deadline,
+            "kill --all spared the init's child {child}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    container.delete();
+}
+
 // runc's run --detach: create and start in one step; the container keeps
 // running after the runtime returns.
 #[test]

@@ -98,7 +98,11 @@ fn listen_for_start(path: &Path) -> Result<OwnedFd, Error> {
         None,
     )
     .map_err(io)?;
-    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(io)?).map_err(io)?;
+    let address = sys::socket_address(path).map_err(|e| Error::Io {
+        what: format!("listen on {}", path.display()),
+        source: e,
+    })?;
+    bind(fd.as_raw_fd(), &address.addr).map_err(io)?;
     listen(&fd, Backlog::new(1).map_err(io)?).map_err(io)?;
     Ok(fd)
 }
@@ -121,7 +125,14 @@ fn send_console(socket_path: &Path, master: &OwnedFd) -> Result<(), Error> {
         None,
     )
     .map_err(io)?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(socket_path).map_err(io)?).map_err(io)?;
+    let address = sys::socket_address(socket_path).map_err(|e| Error::Io {
+        what: format!(
+            "send the terminal to --console-socket {}",
+            socket_path.display()
+        ),
+        source: e,
+    })?;
+    connect(fd.as_raw_fd(), &address.addr).map_err(io)?;
     let fds = [master.as_raw_fd()];
     let name = b"/dev/pts/0";
     let iov = [std::io::IoSlice::new(name)];
@@ -282,6 +293,17 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<(), Error> 
 
 fn wrong_state(id: &str, status: Status, op: &str) -> Error {
     invalid(format!("cannot {op} container {id:?}: it is {status}"))
+}
+
+/// `kill`'s refusal for a container whose init is gone. containerd's shim
+/// recognises runc's wording, "container not running", and takes it as
+/// "the process already finished"; any other wording turns the routine
+/// stop of an exited container (CRI's StopContainer, RemoveContainer and
+/// StopPodSandbox all send one) into a failure.
+fn not_running(id: &str, status: Status) -> Error {
+    invalid(format!(
+        "cannot signal container {id:?}: container not running (it is {status})"
+    ))
 }
 
 /// `start`: lets a created container exec its program.
@@ -458,8 +480,14 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Error> 
     let dir = StateDir::open(root, id)?;
     let saved = dir.read()?;
     let status = status_of(&dir, &saved);
-    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
-        return Err(wrong_state(id, status, "signal"));
+    // With --all a stopped container is still signalled, as runc does: in
+    // a pid namespace it does not own (a Kubernetes pod's, or the host's)
+    // its init's exit leaves the processes it started running in its
+    // cgroup, and containerd's shim sends `kill --all` after that exit to
+    // end them.
+    let stopped_but_all = all && status == Status::Stopped;
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) && !stopped_but_all {
+        return Err(not_running(id, status));
     }
     if all {
         if let Some(cgroup) = cgroup_of(&saved) {
@@ -470,8 +498,12 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Error> 
             }
             return Ok(());
         }
+        if stopped_but_all {
+            // Without a cgroup nothing is known of the init's children.
+            return Ok(());
+        }
     }
-    let pidfd = init_pidfd(&saved).ok_or_else(|| wrong_state(id, Status::Stopped, "signal"))?;
+    let pidfd = init_pidfd(&saved).ok_or_else(|| not_running(id, Status::Stopped))?;
     sys::pidfd_send_signal(pidfd.as_raw_fd(), signal).map_err(|e| Error::Io {
         what: format!("send signal {signal} to container {id:?}"),
         source: e,

@@ -57,6 +57,21 @@ fn os_error(step: &'static str, what: String) -> StepError {
     }
 }
 
+/// The kernel refuses (EACCES) to lower oom_score_adj below the lowest
+/// value the process has had unless it holds CAP_SYS_RESOURCE (proc(5)).
+/// CRI asks for -998 for every pod sandbox, so a runtime confined without
+/// that capability meets this first; the bare "Permission denied" would not
+/// say which privilege is missing.
+fn oom_score_adj_error(adj: i32, e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::EACCES) {
+        format!(
+            "cannot set oom_score_adj to {adj}: {e}: lowering it takes CAP_SYS_RESOURCE, which the runtime does not have"
+        )
+    } else {
+        format!("cannot set oom_score_adj to {adj}: {e}")
+    }
+}
+
 /// Runs the setup sequence and executes the program; never returns.
 pub fn run(plan: &ChildPlan, channel: &Channel, saved_mask: &libc::sigset_t) -> ! {
     let mut starter = None;
@@ -167,7 +182,7 @@ fn setup_and_exec(
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| StepError {
             step: "set oom_score_adj",
             errno: e.raw_os_error(),
-            message: format!("cannot set oom_score_adj to {adj}: {e}"),
+            message: oom_score_adj_error(adj, &e),
         })?;
     }
     if plan.namespaces.has(libc::CLONE_NEWNET) {
@@ -492,4 +507,21 @@ fn find_program(plan: &ChildPlan) -> Result<CString, StepError> {
             plan.path
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oom_score_adj_error;
+
+    #[test]
+    fn a_refused_oom_score_adj_names_the_missing_capability() {
+        let refused = std::io::Error::from_raw_os_error(libc::EACCES);
+        let message = oom_score_adj_error(-998, &refused);
+        assert!(message.starts_with("cannot set oom_score_adj to -998: "));
+        assert!(message.contains("CAP_SYS_RESOURCE"), "{message}");
+
+        let invalid = std::io::Error::from_raw_os_error(libc::EINVAL);
+        let message = oom_score_adj_error(5000, &invalid);
+        assert!(!message.contains("CAP_SYS_RESOURCE"), "{message}");
+    }
 }

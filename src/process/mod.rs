@@ -108,9 +108,18 @@ pub fn spawn(
     let (parent_end, child_end) = channel::channel().map_err(ProcessError::Channel)?;
     let flags = plan.namespaces.clone_flags;
 
+    let entered = plan
+        .join_pid
+        .as_ref()
+        .map(PidNamespaceEntered::enter)
+        .transpose()?;
     // SAFETY: the runtime is single-threaded (it starts no threads, and
     // `main` calls into the engine before any could exist).
-    match unsafe { sys::clone3(flags, cgroup) } {
+    let forked = unsafe { sys::clone3(flags, cgroup) };
+    if let (Some(entered), Ok(Forked::Parent { .. }) | Err(_)) = (entered, &forked) {
+        entered.leave()?;
+    }
+    match forked {
         Err(source) => {
             let hint = match source.raw_os_error() {
                 // The agent and default seccomp profiles answer clone3 with
@@ -141,6 +150,38 @@ pub fn spawn(
     }
 }
 
+/// The runtime inside a joined pid namespace for its next child; `leave`
+/// returns it to its own. The runtime's own pid never changes: setns(2)
+/// on a pid namespace sets only where the caller's children are created.
+struct PidNamespaceEntered {
+    own: std::fs::File,
+}
+
+impl PidNamespaceEntered {
+    fn enter(target: &std::fs::File) -> Result<Self, ProcessError> {
+        let failed = |what: &str, e: std::io::Error| ProcessError::InvalidSpec {
+            field: "linux.namespaces",
+            reason: format!("cannot {what} the pid namespace to join: {e}"),
+        };
+        let own = std::fs::File::open("/proc/self/ns/pid")
+            .map_err(|e| failed("remember the runtime's own namespace before entering", e))?;
+        nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(|e| failed("enter", e.into()))?;
+        Ok(PidNamespaceEntered { own })
+    }
+
+    fn leave(self) -> Result<(), ProcessError> {
+        // The runtime's active pid namespace is an ancestor of (or is) the
+        // one entered, so returning to it is always allowed.
+        nix::sched::setns(&self.own, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
+            ProcessError::InvalidSpec {
+                field: "linux.namespaces",
+                reason: format!("cannot return from the joined pid namespace: {e}"),
+            }
+        })
+    }
+}
+
 /// Connects to a created container's start socket and lets it exec its
 /// program; returns once it has (the connection closes on exec).
 ///
@@ -149,7 +190,7 @@ pub fn spawn(
 /// The connection failing, or the exec (or anything after the wait)
 /// failing in the container.
 pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessError> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
     let fd = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -161,8 +202,11 @@ pub fn start_created(path: &std::path::Path, state: &str) -> Result<(), ProcessE
         path: path.to_path_buf(),
         source: e.into(),
     };
-    let addr = UnixAddr::new(path).map_err(unreachable)?;
-    connect(fd.as_raw_fd(), &addr).map_err(unreachable)?;
+    let address = crate::sys::socket_address(path).map_err(|e| ProcessError::StartSocket {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    connect(fd.as_raw_fd(), &address.addr).map_err(unreachable)?;
     let channel = Channel::from_fd(fd);
     channel.send_state(state).map_err(ProcessError::Channel)?;
     loop {

@@ -103,6 +103,11 @@ pub struct ChildPlan {
     pub fork_after_join: bool,
     /// The namespace files a config names by path, held open for `join`.
     pub join_files: Vec<std::fs::File>,
+    /// A pid namespace the config names by path (a Kubernetes pod that
+    /// shares its process namespace). setns(2) on a pid namespace moves
+    /// only the caller's later children, so the runtime enters it around
+    /// the clone and the child starts inside it.
+    pub join_pid: Option<std::fs::File>,
     /// Set PR_SET_PDEATHSIG so the sandbox dies with the runtime; off for a
     /// container that must outlive `create`.
     pub die_with_runtime: bool,
@@ -136,10 +141,18 @@ impl ChildPlan {
                 T::Ipc => "ipc",
                 T::Uts => "uts",
                 T::Cgroup => "cgroup",
+                T::Pid => {
+                    let file = std::fs::File::open(path).map_err(|e| ProcessError::InvalidSpec {
+                        field: "linux.namespaces",
+                        reason: format!("cannot open the pid namespace {}: {e}", path.display()),
+                    })?;
+                    self.join_pid = Some(file);
+                    continue;
+                }
                 other => {
                     return Err(ProcessError::InvalidSpec {
                         field: "linux.namespaces",
-                        reason: format!("joining a {other:?} namespace by path ({}) is not supported; only network, ipc, uts and cgroup namespaces can be joined", path.display()),
+                        reason: format!("joining a {other:?} namespace by path ({}) is not supported; only network, ipc, uts, pid and cgroup namespaces can be joined", path.display()),
                     })
                 }
             };
@@ -255,6 +268,7 @@ impl ChildPlan {
                 Some(oci_spec::runtime::LinuxPersonalityDomain::PerLinux32) => Some(0x0008),
             },
             join_files: Vec::new(),
+            join_pid: None,
             create_container_hooks: spec
                 .hooks()
                 .as_ref()

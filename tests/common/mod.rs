@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod bundle;
+pub mod containerd;
 pub mod oci;
 
 use std::path::{Path, PathBuf};
