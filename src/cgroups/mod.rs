@@ -411,6 +411,38 @@ impl Cgroup {
             .flatten()
     }
 
+    /// The cgroup2 directory to clone the sandbox straight into with
+    /// `CLONE_INTO_CGROUP`: the one holding the limits on a v2 host, or the
+    /// process-tracking one of a hybrid host.
+    pub fn clone_dir(&self) -> Option<&Path> {
+        self.dirs.iter().find(|d| d.v2).map(|d| d.path.as_path())
+    }
+
+    /// Opens the `tasks` file of each v1 directory for writing, for a
+    /// process that moves itself in (see `ChildPlan::cgroup_tasks`).
+    ///
+    /// # Errors
+    ///
+    /// A `tasks` file that cannot be opened.
+    pub fn open_v1_tasks(&self) -> Result<Vec<(std::fs::File, PathBuf)>, CgroupError> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.v2)
+            .map(|d| {
+                let path = d.path.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(|file| (file, d.path.clone()))
+                    .map_err(|source| CgroupError::Io {
+                        op: "open for writing",
+                        path,
+                        source,
+                    })
+            })
+            .collect()
+    }
+
     /// Moves `pid` into the cgroup in every hierarchy.
     ///
     /// # Errors

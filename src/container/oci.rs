@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 use serde_json::json;
 use tracing::{debug, info};
 
-use super::run::{classify, launch, open_dir, supervise, Launched};
+use super::run::{classify, launch, supervise, Launched, Placement};
 use super::signals::Signals;
 use super::state::{list_ids, process_start_time, Saved, StateDir, Status};
 use super::terminal::Relay;
@@ -977,23 +977,13 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
         source: e,
     })?;
     let cgroup = cgroup_of(&saved);
-    let cgroup_fd = cgroup
-        .as_ref()
-        .and_then(Cgroup::unified_dir)
-        .map(open_dir)
-        .transpose()?;
-    let sandbox = process::spawn(
-        &plan,
-        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
-        &signals.saved_mask(),
-    )?;
+    let placement = Placement::prepare(cgroup.as_ref(), &mut plan)?;
+    let sandbox = process::spawn(&plan, placement.clone_fd(), &signals.saved_mask())?;
+    drop(placement);
     drop(namespaces);
-    let started = (|| -> Result<process::Started, Error> {
-        if let (Some(cgroup), None) = (&cgroup, &cgroup_fd) {
-            cgroup.add_process(sandbox.pid)?;
-        }
-        Ok(sandbox.start(|step| debug!(step, "exec setup step"))?)
-    })();
+    let started = sandbox
+        .start(|step| debug!(step, "exec setup step"))
+        .map_err(Error::from);
     let started = match started {
         Ok(started) => started,
         Err(e) => {

@@ -233,6 +233,46 @@ pub(super) fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     })
 }
 
+/// How a new sandbox process enters its cgroup without the runtime moving
+/// it: clone3 creates it inside the cgroup2 directory (`CLONE_INTO_CGROUP`),
+/// and it moves itself into the v1 ones through their `tasks` files (see
+/// `ChildPlan::cgroup_tasks`). Holds the descriptors until the clone is
+/// done.
+pub(super) struct Placement {
+    clone_dir: Option<OwnedFd>,
+    _tasks: Vec<std::fs::File>,
+}
+
+impl Placement {
+    /// Opens what the clone and the child need and records it in `plan`.
+    pub(super) fn prepare(cgroup: Option<&Cgroup>, plan: &mut ChildPlan) -> Result<Self, Error> {
+        let Some(cgroup) = cgroup else {
+            plan.cgroup_tasks.clear();
+            return Ok(Placement {
+                clone_dir: None,
+                _tasks: Vec::new(),
+            });
+        };
+        let clone_dir = cgroup.clone_dir().map(open_dir).transpose()?;
+        let tasks = cgroup.open_v1_tasks().map_err(Error::from)?;
+        use std::os::fd::AsRawFd;
+        plan.cgroup_tasks = tasks
+            .iter()
+            .map(|(file, dir)| (file.as_raw_fd(), dir.clone()))
+            .collect();
+        Ok(Placement {
+            clone_dir,
+            _tasks: tasks.into_iter().map(|(file, _)| file).collect(),
+        })
+    }
+
+    /// The cgroup2 directory for clone3, if any.
+    pub(super) fn clone_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.clone_dir.as_ref().map(AsRawFd::as_raw_fd)
+    }
+}
+
 /// Runs the sandbox a spec describes until its program ends.
 ///
 /// # Errors
@@ -315,33 +355,22 @@ pub(super) fn launch(
 ) -> Result<Launched, Error> {
     let started = Instant::now();
     let mut cgroup = create_cgroup(spec, options)?;
-    let cgroup_fd = cgroup
-        .get()
-        .and_then(Cgroup::unified_dir)
-        .map(open_dir)
-        .transpose()?;
-    let placed_by_clone = cgroup_fd.is_some();
-    let cgroup_mount = plan.mounts.as_ref().is_some_and(|m| {
-        m.mounts
-            .iter()
-            .any(|s| matches!(s.kind, crate::mounts::MountKind::Cgroup { .. }))
-    });
-    plan.place_while_mounting = cgroup.get().is_some()
-        && !placed_by_clone
-        && !cgroup_mount
-        && plan.join.is_empty()
-        && plan.mounts.is_some();
-
-    use std::os::fd::AsRawFd;
-    let sandbox = process::spawn(plan, cgroup_fd.as_ref().map(|f| f.as_raw_fd()), saved_mask)?;
-    drop(cgroup_fd);
+    let placement = match Placement::prepare(cgroup.get(), plan) {
+        Ok(p) => p,
+        Err(e) => {
+            cgroup.remove()?;
+            return Err(e);
+        }
+    };
+    let sandbox = process::spawn(plan, placement.clone_fd(), saved_mask)?;
+    drop(placement);
     debug!(
         pid = sandbox.pid,
         elapsed_us = started.elapsed().as_micros(),
         "sandbox process cloned"
     );
 
-    match start(&sandbox, plan, cgroup.get(), placed_by_clone) {
+    match start(&sandbox, plan) {
         Ok(started) => Ok(Launched {
             sandbox,
             cgroup,
@@ -412,12 +441,7 @@ fn log_plan(plan: &ChildPlan) {
     );
 }
 
-fn start(
-    sandbox: &Sandbox,
-    plan: &ChildPlan,
-    cgroup: Option<&Cgroup>,
-    placed_by_clone: bool,
-) -> Result<process::Started, Error> {
+fn start(sandbox: &Sandbox, plan: &ChildPlan) -> Result<process::Started, Error> {
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
         namespaces::write_id_maps(
             sandbox.pid,
@@ -427,13 +451,6 @@ fn start(
         )
         .map_err(ProcessError::from)?;
         debug!(pid = sandbox.pid, "uid/gid maps written");
-    }
-    if plan.place_while_mounting {
-        sandbox.release_early()?;
-    }
-    if let Some(cgroup) = cgroup.filter(|_| !placed_by_clone) {
-        cgroup.add_process(sandbox.pid)?;
-        debug!(pid = sandbox.pid, "moved into cgroup");
     }
     Ok(sandbox.start(|step| debug!(step, "child setup step"))?)
 }

@@ -112,8 +112,27 @@ fn setup_and_exec(
             .in_step("set parent-death signal")?;
     }
 
-    // The parent writes the uid/gid maps and places us in the cgroup first;
-    // until then we have no usable identity in our user namespace.
+    // Into the sandbox's v1 cgroups before anything else runs here (see
+    // `ChildPlan::cgroup_tasks`); the cgroup2 part, if any, was done by
+    // clone3 itself.
+    for (fd, path) in &plan.cgroup_tasks {
+        step("move into cgroup");
+        // SAFETY: the runtime opened these descriptors for this process and
+        // keeps them open until the clone returns; "0" is one valid byte.
+        if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
+            return Err(os_error(
+                "move into cgroup",
+                format!("cannot move into cgroup {}", path.display()),
+            ));
+        }
+        // SAFETY: the descriptor is this process's copy and nothing else
+        // here uses it.
+        unsafe { libc::close(*fd) };
+    }
+
+    // The parent writes the uid/gid maps (and, joining a container, places
+    // us in its cgroup) first; until then we have no usable identity in our
+    // user namespace.
     channel.wait_go().in_step("wait for the runtime")?;
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
         become_namespace_root(plan)?;
@@ -148,7 +167,7 @@ fn setup_and_exec(
     }
 
     // After placement, so the namespace's root is the sandbox's own cgroup.
-    if plan.namespaces.cgroup && !plan.place_while_mounting {
+    if plan.namespaces.cgroup {
         step("unshare cgroup namespace");
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .in_step("unshare cgroup namespace")?;
@@ -193,17 +212,6 @@ fn setup_and_exec(
         step("mount root filesystem");
         mounts.apply().in_step("mount root filesystem")?;
     }
-    if plan.place_while_mounting {
-        // The runtime has been moving us into our cgroups meanwhile; the
-        // second release says it is done.
-        channel.wait_go().in_step("wait for cgroup placement")?;
-        if plan.namespaces.cgroup {
-            step("unshare cgroup namespace");
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-                .in_step("unshare cgroup namespace")?;
-        }
-    }
-
     step("set rlimits");
     set_rlimits(plan)?;
 

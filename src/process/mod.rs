@@ -244,17 +244,6 @@ impl Sandbox {
         }
     }
 
-    /// Lets the child start its setup before the runtime places it in its
-    /// cgroups (see `ChildPlan::place_while_mounting`); [`Sandbox::start`]
-    /// then releases it a second time.
-    ///
-    /// # Errors
-    ///
-    /// The channel failing.
-    pub fn release_early(&self) -> Result<(), ProcessError> {
-        self.send_go()
-    }
-
     /// Releases the child. A child that failed a step before this point has
     /// reported why and exited, so the send finds the channel closed: its
     /// report, still buffered, is the error worth showing.

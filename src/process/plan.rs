@@ -88,12 +88,13 @@ pub struct ChildPlan {
     /// Namespaces to join instead of creating any (`exec`): descriptors of
     /// /proc/PID/ns/* of the container's init, in the order to join them.
     pub join: Vec<(RawFd, &'static str)>,
-    /// The runtime moves the child into its cgroups (v1) while the child
-    /// builds its root, and releases it a second time once placed: the
-    /// migration and the mounts overlap instead of adding up. Only when no
-    /// mount depends on the cgroup (a `cgroup` mount needs the cgroup
-    /// namespace, made after placement).
-    pub place_while_mounting: bool,
+    /// The `tasks` files of the sandbox's v1 cgroups, opened by the runtime:
+    /// the child writes "0" to each, first thing, to move itself. A thread
+    /// moving itself is the one migration the kernel makes without taking
+    /// the global threadgroup lock for writing, whose RCU grace period made
+    /// the runtime's `cgroup.procs` writes cost 2 to 15 ms per sandbox. The
+    /// child is single-threaded, so the thread is the whole process.
+    pub cgroup_tasks: Vec<(RawFd, std::path::PathBuf)>,
     /// Descriptors after stderr to pass on to the program (`--preserve-fds`).
     pub preserve_fds: u32,
     /// The execution domain (`linux.personality`), for personality(2).
@@ -260,7 +261,7 @@ impl ChildPlan {
             start_socket: None,
             join: Vec::new(),
             fork_after_join: false,
-            place_while_mounting: false,
+            cgroup_tasks: Vec::new(),
             preserve_fds: 0,
             personality: match linux.personality().as_ref().map(|p| p.domain()) {
                 None => None,
