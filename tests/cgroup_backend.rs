@@ -154,7 +154,8 @@ fn kernel_holds_the_written_limits() {
         if memory.join("memory.swap.max").exists() {
             assert_eq!(read(&memory.join("memory.swap.max")), "0");
         }
-        assert_eq!(guard.cg().unified_dir(), Some(memory.as_path()));
+        assert_eq!(guard.cg().clone_dir(), Some(memory.as_path()));
+        assert!(guard.cg().open_v1_tasks().expect("no v1").is_empty());
     } else {
         assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "30000");
         assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
@@ -169,7 +170,9 @@ fn kernel_holds_the_written_limits() {
         } else {
             assert!(!guard.cg().unenforced().is_empty());
         }
-        assert_eq!(guard.cg().unified_dir(), None);
+        // Every v1 directory has a tasks file the sandbox can move into.
+        let tasks = guard.cg().open_v1_tasks().expect("open tasks files");
+        assert!(tasks.iter().any(|(_, dir)| dir == &memory), "{tasks:?}");
     }
     assert_eq!(read(&pids.join("pids.max")), "20");
     assert_eq!(guard.cg().memory_limit(), Some(64 << 20));

@@ -402,15 +402,6 @@ impl Cgroup {
         Ok(all)
     }
 
-    /// The v2 directory when the limits live on cgroup2, for clone3's
-    /// `CLONE_INTO_CGROUP`; `None` on v1 and hybrid hosts, where the child
-    /// must be placed with [`Cgroup::add_process`].
-    pub fn unified_dir(&self) -> Option<&Path> {
-        self.limits_on_v2
-            .then(|| self.dirs.iter().find(|d| d.v2).map(|d| d.path.as_path()))
-            .flatten()
-    }
-
     /// The cgroup2 directory to clone the sandbox straight into with
     /// `CLONE_INTO_CGROUP`: the one holding the limits on a v2 host, or the
     /// process-tracking one of a hybrid host.

@@ -77,7 +77,8 @@ fn v2_cgroup_gets_converted_limits_and_enabled_controllers() {
     let (root, layout) = fake_v2();
     let cg = Cgroup::create(&layout, Path::new("sunaba/a"), &resources()).expect("create");
     let leaf = root.path().join("sunaba/a");
-    assert_eq!(cg.unified_dir(), Some(leaf.as_path()));
+    assert_eq!(cg.clone_dir(), Some(leaf.as_path()));
+    assert!(cg.open_v1_tasks().expect("no v1").is_empty());
     assert_eq!(read(&leaf.join("cpu.weight")), "100");
     assert_eq!(read(&leaf.join("cpu.max")), "25000 100000");
     assert_eq!(read(&leaf.join("memory.max")), "67108864");
@@ -117,11 +118,23 @@ fn v2_missing_controller_is_refused_before_anything_is_made() {
 fn hybrid_cgroup_spans_v1_hierarchies_and_unified() {
     let (root, layout) = fake_hybrid();
     let cg = Cgroup::create(&layout, Path::new("sunaba/c"), &resources()).expect("create");
-    assert_eq!(cg.unified_dir(), None);
     let dirs: Vec<PathBuf> = ["cpu,cpuacct", "memory", "pids", "unified"]
         .iter()
         .map(|h| root.path().join(h).join("sunaba/c"))
         .collect();
+    // The process-tracking cgroup2 directory is entered by clone3; the v1
+    // ones through their tasks files.
+    assert_eq!(cg.clone_dir(), Some(dirs[3].as_path()));
+    for dir in &dirs[..3] {
+        std::fs::write(dir.join("tasks"), "").expect("fake tasks file");
+    }
+    let tasks: Vec<PathBuf> = cg
+        .open_v1_tasks()
+        .expect("open tasks")
+        .into_iter()
+        .map(|(_, dir)| dir)
+        .collect();
+    assert_eq!(tasks, dirs[..3]);
     assert_eq!(
         cg.dirs(),
         dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()
