@@ -186,7 +186,7 @@ fn create_in(dir: &StateDir, opts: &CreateOptions, options: &RunOptions) -> Resu
     plan.die_with_runtime = false;
     plan.start_socket = Some(listener.as_raw_fd());
     plan.preserve_fds = opts.preserve_fds;
-    let launched = launch(&spec, &mut plan, options, &current_mask())?;
+    let launched = launch(&spec, &mut plan, options, &current_mask(), || {})?;
     drop(listener);
 
     match record(dir, opts, &spec, &launched, bundle) {

@@ -296,7 +296,12 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         mut cgroup,
         terminal,
         ..
-    } = launch(spec, &mut plan, options, &signals.saved_mask())?;
+    } = launch(spec, &mut plan, options, &signals.saved_mask(), || {
+        // While the child builds its root, the runtime has nothing to do
+        // but wait: the sweep for cgroups of killed runs costs the caller
+        // nothing here.
+        remove_stale_cgroups(spec)
+    })?;
     let terminal = terminal.map(Relay::new);
     info!(
         pid = sandbox.pid,
@@ -311,9 +316,6 @@ pub fn run(spec: &Spec, options: &RunOptions) -> Result<Exit, Error> {
         "sandbox started"
     );
 
-    // While the program runs, the runtime has nothing to do but wait: the
-    // sweep for cgroups of killed runs costs the caller nothing here.
-    remove_stale_cgroups(spec);
     let ended = supervise(&sandbox, &mut signals, terminal, options.timeout);
     let ended = match ended {
         Ok(e) => e,
@@ -345,13 +347,15 @@ pub(super) struct Launched {
 }
 
 /// Creates the cgroup, clones the sandbox's process into it, writes its
-/// uid/gid maps and lets it run its setup. On any error, the process is
-/// killed and the cgroup removed before returning.
+/// uid/gid maps and lets it run its setup, doing `meanwhile` while the
+/// child works. On any error, the process is killed and the cgroup removed
+/// before returning.
 pub(super) fn launch(
     spec: &Spec,
     plan: &mut ChildPlan,
     options: &RunOptions,
     saved_mask: &libc::sigset_t,
+    meanwhile: impl FnOnce(),
 ) -> Result<Launched, Error> {
     let started = Instant::now();
     let mut cgroup = create_cgroup(spec, options)?;
@@ -370,7 +374,7 @@ pub(super) fn launch(
         "sandbox process cloned"
     );
 
-    match start(&sandbox, plan) {
+    match start(&sandbox, plan, meanwhile) {
         Ok(started) => Ok(Launched {
             sandbox,
             cgroup,
@@ -388,7 +392,7 @@ pub(super) fn launch(
 }
 
 /// Removes the cgroups of earlier runs whose runtime died without cleaning
-/// up (SIGKILL). Runs while the program runs, off the start path. A run's
+/// up (SIGKILL). Runs while the sandbox sets itself up, off the start path. A run's
 /// cgroup is `sunaba/run-<runtime pid>-<nonce>`; it is stale when that pid
 /// no longer exists (a reused pid keeps it, which is harmless).
 fn remove_stale_cgroups(spec: &Spec) {
@@ -441,7 +445,11 @@ fn log_plan(plan: &ChildPlan) {
     );
 }
 
-fn start(sandbox: &Sandbox, plan: &ChildPlan) -> Result<process::Started, Error> {
+fn start(
+    sandbox: &Sandbox,
+    plan: &ChildPlan,
+    meanwhile: impl FnOnce(),
+) -> Result<process::Started, Error> {
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
         namespaces::write_id_maps(
             sandbox.pid,
@@ -452,7 +460,7 @@ fn start(sandbox: &Sandbox, plan: &ChildPlan) -> Result<process::Started, Error>
         .map_err(ProcessError::from)?;
         debug!(pid = sandbox.pid, "uid/gid maps written");
     }
-    Ok(sandbox.start(|step| debug!(step, "child setup step"))?)
+    Ok(sandbox.start_meanwhile(meanwhile, |step| debug!(step, "child setup step"))?)
 }
 
 /// How the wait ended, before OOM classification.

@@ -227,8 +227,23 @@ impl Sandbox {
     /// # Errors
     ///
     /// The first failed setup step, as the child reported it.
-    pub fn start(&self, mut on_step: impl FnMut(&str)) -> Result<Started, ProcessError> {
+    pub fn start(&self, on_step: impl FnMut(&str)) -> Result<Started, ProcessError> {
+        self.start_meanwhile(|| {}, on_step)
+    }
+
+    /// [`Sandbox::start`], doing `meanwhile` while the child sets itself up:
+    /// work of the runtime's that the program need not wait for.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::start`].
+    pub fn start_meanwhile(
+        &self,
+        meanwhile: impl FnOnce(),
+        mut on_step: impl FnMut(&str),
+    ) -> Result<Started, ProcessError> {
         self.send_go()?;
+        meanwhile();
         let mut started = Started {
             terminal: None,
             program: None,
