@@ -32,7 +32,9 @@ scripts/check.sh
 # The guest is emulated (TCG). A test binary takes at most a few minutes
 # there; one that is still running after ten has hung, and vm-test.sh then
 # prints each guest process's kernel stack and gives the binary one more
-# guest: a hang costs minutes and leaves its evidence in the log.
+# guest. A guest kernel that locks up panics at once with its CPUs' stacks
+# and gets the same second go: a hang costs little and leaves its evidence
+# in the log.
 VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-600} VM_TEST_ATTEMPTS=${VM_TEST_ATTEMPTS:-2} \
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/vm-test.sh" \
     cargo test --locked --lib --test cgroup_backend --test bench --test 'run_*' --test 'oci_*'

@@ -17,7 +17,7 @@
 #   VM_TEST_TIMEOUT  seconds before QEMU is killed (default 1200); 30 s before that, the
 #                    guest lists its processes with their kernel stacks on the console,
 #                    which is printed after a timeout
-#   VM_TEST_ATTEMPTS runs after a timeout, each in a new guest (default 1)
+#   VM_TEST_ATTEMPTS runs after a timeout or lockup, each in a new guest (default 1)
 #   VM_TEST_ENV      extra variable names to pass into the guest (space or comma separated).
 #                    Always passed when set: REQUIRE_PRIVILEGED_TESTS, RUST_BACKTRACE,
 #                    RUST_LOG, RUST_LIB_BACKTRACE, RUST_MIN_STACK, RUST_TEST_THREADS,
@@ -33,7 +33,8 @@
 #   VM_TEST_VERBOSE  1: boot with full kernel logging and copy the guest console to stderr
 #                    after the run
 #
-# Exit status: COMMAND's status; 124 when VM_TEST_TIMEOUT expired; 125 when the VM could
+# Exit status: COMMAND's status; 124 when VM_TEST_TIMEOUT expired or the guest kernel locked
+# up (a soft lockup, which panics the guest at once); 125 when the VM could
 # not run the command (missing prerequisites, kernel panic, guest init error, or no status
 # reported); 130/143 when interrupted; 2 on usage error.
 #
@@ -489,7 +490,9 @@ EOF
 
 # --- run -----------------------------------------------------------------------------------
 
-console_level="quiet loglevel=4"
+# loglevel=5 lets the stack of a soft lockup (printed at the default level)
+# reach the console; it is shown only when the run fails.
+console_level="quiet loglevel=5"
 [[ ${VM_TEST_VERBOSE:-0} == 1 ]] && console_level="loglevel=7"
 
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -no-reboot
@@ -497,7 +500,7 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config -no-reboot
 	-display none -vga none -monitor none -parallel none -nic none
 	-serial "file:$run/console"
 	-kernel "$cache/vmlinux" -initrd "$cache/initramfs.cpio"
-	-append "console=ttyS0 cgroup_no_v1=all panic=-1 rdinit=/init $console_level"
+	-append "console=ttyS0 cgroup_no_v1=all panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 rdinit=/init $console_level"
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-device virtio-serial-pci,ioeventfd=off
 	-chardev "file,id=out,path=$run/out" -device virtserialport,chardev=out,name=sunaba.out
@@ -559,6 +562,13 @@ if [[ $timed_out == 1 ]]; then
 	exit "$EXIT_TIMEOUT"
 fi
 status=$(tr -d '\r\n ' <"$run/status")
+# A kernel stuck in a loop with the CPUs it needs is a hang like a timeout,
+# found in seconds: softlockup_panic ends the guest at the first report.
+if [[ ! $status =~ ^[0-9]+$ ]] && grep -q 'soft lockup' "$run/console"; then
+	note "the guest kernel locked up (soft lockup) and was stopped; its report:"
+	sed -n '/soft lockup/,$p' "$run/console" | head -n 200 >&2
+	exit "$EXIT_TIMEOUT"
+fi
 if [[ ! $status =~ ^[0-9]+$ ]]; then
 	note "the guest did not report an exit status (QEMU exited with $qemu_rc)"
 	{
