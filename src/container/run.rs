@@ -221,7 +221,7 @@ fn create_cgroup(spec: &Spec, options: &RunOptions) -> Result<CgroupGuard, Error
     Ok(CgroupGuard(None))
 }
 
-pub(super) fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
+fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     rustix::fs::open(
         path,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -359,13 +359,8 @@ pub(super) fn launch(
 ) -> Result<Launched, Error> {
     let started = Instant::now();
     let mut cgroup = create_cgroup(spec, options)?;
-    let placement = match Placement::prepare(cgroup.get(), plan) {
-        Ok(p) => p,
-        Err(e) => {
-            cgroup.remove()?;
-            return Err(e);
-        }
-    };
+    // On an error from here on, dropping the guard removes the cgroup.
+    let placement = Placement::prepare(cgroup.get(), plan)?;
     let sandbox = process::spawn(plan, placement.clone_fd(), saved_mask)?;
     drop(placement);
     debug!(
