@@ -283,6 +283,16 @@ mod socket_tests {
 
     use super::socket_address;
 
+    fn seqpacket() -> std::os::fd::OwnedFd {
+        socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket")
+    }
+
     #[test]
     fn a_socket_deeper_than_sun_path_is_bound_and_reached() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -291,26 +301,14 @@ mod socket_tests {
         let path = deep.join("start.sock");
         assert!(path.as_os_str().len() > 108);
 
-        let listener = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .expect("socket");
+        let listener = seqpacket();
         let address = socket_address(&path).expect("address");
         bind(listener.as_raw_fd(), &address.addr).expect("bind");
         drop(address);
         listen(&listener, Backlog::new(1).expect("backlog")).expect("listen");
         assert!(path.exists(), "the socket is made at the long path itself");
 
-        let client = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .expect("socket");
+        let client = seqpacket();
         let address = socket_address(&path).expect("address");
         connect(client.as_raw_fd(), &address.addr).expect("connect");
         accept(&listener).expect("accept");

@@ -17,13 +17,7 @@ fn containerd_runs_execs_and_kills_through_the_runc_shim() {
     if !privileged("containerd_runs_execs_and_kills_through_the_runc_shim")
         || !require(
             "containerd_runs_execs_and_kills_through_the_runc_shim",
-            &[
-                "containerd",
-                "ctr",
-                "containerd-shim-runc-v2",
-                "podman",
-                "tar",
-            ],
+            common::containerd::TOOLS,
         )
     {
         return;

@@ -145,18 +145,7 @@ fn cgroup_dirs(relative: &str) -> Vec<PathBuf> {
 #[test]
 fn cri_runtime_handler_runs_pods_through_sunaba() {
     let test = "cri_runtime_handler_runs_pods_through_sunaba";
-    if !privileged(test)
-        || !require(
-            test,
-            &[
-                "containerd",
-                "ctr",
-                "containerd-shim-runc-v2",
-                "podman",
-                "tar",
-            ],
-        )
-    {
+    if !privileged(test) || !require(test, common::containerd::TOOLS) {
         return;
     }
     let grpc = Command::new(PYTHON).args(["-c", "import grpc"]).status();

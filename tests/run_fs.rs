@@ -59,7 +59,13 @@ fn with_submount(dir: &Path, mode: &str, script: &str) -> common::Output {
     std::fs::create_dir(&sub).ok();
     std::fs::write(dir.join("top"), "").expect("write top");
     let volume = format!("{}:/data{mode}", dir.display());
-    sandbox(&["-v", &volume, "--", "sh", "-c", script])
+    on_host_tmpfs(sandbox(&["-v", &volume, "--", "sh", "-c", script]), &sub)
+}
+
+/// Runs `sandbox` in a private mount namespace of its own where a tmpfs is
+/// mounted at the host path `at`.
+fn on_host_tmpfs(sandbox: Sandbox, at: &Path) -> common::Output {
+    sandbox
         .wrapped(&[
             "unshare",
             "-m",
@@ -69,7 +75,7 @@ fn with_submount(dir: &Path, mode: &str, script: &str) -> common::Output {
             "-c",
             r#"mount -t tmpfs sunaba-it "$1" && shift && exec "$@""#,
             "sh",
-            &sub.to_string_lossy(),
+            &at.to_string_lossy(),
         ])
         .run()
 }
@@ -125,19 +131,7 @@ fn read_only_rootfs_directory_makes_its_submounts_read_only() {
              touch /data/f 2>&1 && echo data-ok; touch /f 2>&1 && echo root-ok; \
              touch /tmp/f && echo tmp-ok",
         ]);
-        sandbox(&all)
-            .wrapped(&[
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                r#"mount -t tmpfs sunaba-it "$1" && shift && exec "$@""#,
-                "sh",
-                &data.to_string_lossy(),
-            ])
-            .run()
+        on_host_tmpfs(sandbox(&all), &data)
     };
     let out = run(&["--read-only"]);
     out.expect_success();

@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 
 use super::unique;
 
+/// The programs a containerd test needs on the host.
+pub const TOOLS: &[&str] = &[
+    "containerd",
+    "ctr",
+    "containerd-shim-runc-v2",
+    "podman",
+    "tar",
+];
+
 /// What a finished command gave back.
 #[derive(Debug)]
 #[allow(dead_code)] // stderr is read through Debug in failure messages
