@@ -111,7 +111,7 @@ pub fn spawn(
     let entered = plan
         .join_pid
         .as_ref()
-        .map(PidNamespaceEntered::enter)
+        .map(|(file, path)| PidNamespaceEntered::enter(file, path))
         .transpose()?;
     // SAFETY: the runtime is single-threaded (it starts no threads, and
     // `main` calls into the engine before any could exist).
@@ -158,13 +158,17 @@ struct PidNamespaceEntered {
 }
 
 impl PidNamespaceEntered {
-    fn enter(target: &std::fs::File) -> Result<Self, ProcessError> {
+    fn enter(target: &std::fs::File, path: &std::path::Path) -> Result<Self, ProcessError> {
         let failed = |what: &str, e: std::io::Error| ProcessError::InvalidSpec {
             field: "linux.namespaces",
-            reason: format!("cannot {what} the pid namespace to join: {e}"),
+            reason: format!("cannot {what} the pid namespace {}: {e}", path.display()),
         };
-        let own = std::fs::File::open("/proc/self/ns/pid")
-            .map_err(|e| failed("remember the runtime's own namespace before entering", e))?;
+        let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| {
+            failed(
+                "open /proc/self/ns/pid, the runtime's own, before entering",
+                e,
+            )
+        })?;
         nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| failed("enter", e.into()))?;
         Ok(PidNamespaceEntered { own })

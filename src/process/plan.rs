@@ -108,7 +108,7 @@ pub struct ChildPlan {
     /// shares its process namespace). setns(2) on a pid namespace moves
     /// only the caller's later children, so the runtime enters it around
     /// the clone and the child starts inside it.
-    pub join_pid: Option<std::fs::File>,
+    pub join_pid: Option<(std::fs::File, std::path::PathBuf)>,
     /// Set PR_SET_PDEATHSIG so the sandbox dies with the runtime; off for a
     /// container that must outlive `create`.
     pub die_with_runtime: bool,
@@ -147,7 +147,7 @@ impl ChildPlan {
                         field: "linux.namespaces",
                         reason: format!("cannot open the pid namespace {}: {e}", path.display()),
                     })?;
-                    self.join_pid = Some(file);
+                    self.join_pid = Some((file, path.to_path_buf()));
                     continue;
                 }
                 other => {
