@@ -34,11 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Built as scripts/install.sh installs it: static-pie.
-host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --locked --target "$host"
+# Built as scripts/install.sh installs it.
+. scripts/release-target.sh
+RUSTFLAGS="$RELEASE_RUSTFLAGS" cargo build --release --locked --target "$RELEASE_TARGET"
 mkdir -p "$out"
-"target/$host/release/sunaba" bench --peers --json "$out/bench.json" --svg "$out/bench.svg" "$@" |
+"target/$RELEASE_TARGET/release/sunaba" bench --peers --json "$out/bench.json" --svg "$out/bench.svg" "$@" |
     tee "$out/bench.txt"
 echo "bench-peers.sh: wrote $out/bench.json, $out/bench.svg and $out/bench.txt" >&2

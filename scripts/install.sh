@@ -33,12 +33,11 @@ if ! command -v cargo >/dev/null; then
     fi
 fi
 
-# A static-pie binary: every sandbox starts with an exec of sunaba, and the
-# dynamic loader's relocations cost a dynamically linked one about 0.7 ms of
-# it. An explicit --target keeps the flag off the build scripts and macros.
-host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo install --quiet --locked --path "$top" --root "$prefix" --force --target "$host"
+# A static binary, musl where rustup has it (see release-target.sh). An
+# explicit --target keeps the flags off the build scripts and macros.
+. "$top/scripts/release-target.sh"
+RUSTFLAGS="$RELEASE_RUSTFLAGS" \
+    cargo install --quiet --locked --path "$top" --root "$prefix" --force --target "$RELEASE_TARGET"
 install -d "$prefix/share/sunaba/profiles"
 install -m 0644 "$top"/profiles/*.toml "$prefix/share/sunaba/profiles/"
 echo "installed $prefix/bin/sunaba and its profiles in $prefix/share/sunaba/profiles"

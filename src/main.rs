@@ -10,6 +10,10 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
     let level = match (cli.log_level, cli.verbose || cli.debug || verbose) {
         (Some(l), _) => l,

@@ -41,7 +41,7 @@ pub fn bring_up_loopback() -> Result<(), NetworkError> {
         *dst = libc::c_char::from_ne_bytes([*src]);
     }
     // SAFETY: `req` is a live ifreq naming "lo"; the kernel fills ifru_flags.
-    let result = if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+    let result = if unsafe { libc::ioctl(fd, request(libc::SIOCGIFFLAGS), &mut req) } < 0 {
         Err(err("SIOCGIFFLAGS"))
     } else {
         // SAFETY: SIOCGIFFLAGS just initialised the flags member of the union.
@@ -52,7 +52,7 @@ pub fn bring_up_loopback() -> Result<(), NetworkError> {
             req.ifr_ifru.ifru_flags |= up;
         }
         // SAFETY: `req` is a live ifreq naming "lo" with the new flags.
-        if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+        if unsafe { libc::ioctl(fd, request(libc::SIOCSIFFLAGS), &req) } < 0 {
             Err(err("SIOCSIFFLAGS"))
         } else {
             Ok(())
@@ -62,4 +62,12 @@ pub fn bring_up_loopback() -> Result<(), NetworkError> {
     // SAFETY: `fd` was opened above and is closed exactly once.
     unsafe { libc::close(fd) };
     result
+}
+
+/// An ioctl request number as the C library's `ioctl` takes it: glibc
+/// declares it `unsigned long`, musl `int`. The interface-flag requests are
+/// 16-bit numbers, so the conversion never truncates.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+const fn request(number: libc::c_ulong) -> libc::Ioctl {
+    number as libc::Ioctl
 }

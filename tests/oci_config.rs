@@ -448,7 +448,8 @@ fn receive_fd(stream: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    // size_t in glibc, socklen_t in musl; 32 bytes fit either.
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg points at live buffers that outlive the call.
     let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
     assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
