@@ -129,6 +129,18 @@ pub enum MountKind {
     },
 }
 
+impl MountPlan {
+    /// Whether a new sysfs instance is mounted: it shows the network
+    /// interfaces of the namespace its mounter is in, so the mounter must be
+    /// in the sandbox's own by then.
+    #[must_use]
+    pub fn mounts_sysfs(&self) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| matches!(&m.kind, MountKind::Filesystem { fstype, .. } if fstype == "sysfs"))
+    }
+}
+
 /// One mount of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountStep {

@@ -15,6 +15,55 @@ pub enum NetworkError {
         /// The kernel's answer.
         source: io::Error,
     },
+    /// Making a network namespace for the sandbox, or returning from it.
+    #[error("cannot make the sandbox's network namespace ({op}): {source}")]
+    Namespace {
+        /// What failed.
+        op: &'static str,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+}
+
+/// The calling thread's network namespace.
+const OWN: &std::ffi::CStr = c"/proc/thread-self/ns/net";
+
+/// Makes a new network namespace with its loopback up and returns it, for
+/// a sandbox process to join. The calling thread enters the namespace to
+/// set it up and then returns to its own; the runtime has no sockets whose
+/// namespace this could change, since the channel to the sandbox is an
+/// unnamed unix socket pair.
+///
+/// # Errors
+///
+/// unshare(2), the loopback ioctls, or the return to the caller's own
+/// namespace failing.
+pub fn new_namespace() -> Result<std::os::fd::OwnedFd, NetworkError> {
+    let fail = |op| {
+        let source = io::Error::last_os_error();
+        NetworkError::Namespace { op, source }
+    };
+    let own = open_namespace(OWN).ok_or_else(|| fail("open /proc/thread-self/ns/net"))?;
+    // SAFETY: unshare takes a flag word.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(fail("unshare CLONE_NEWNET"));
+    }
+    let made = bring_up_loopback().and_then(|()| {
+        open_namespace(OWN).ok_or_else(|| fail("open the new /proc/thread-self/ns/net"))
+    });
+    // SAFETY: `own` is an open namespace file of this thread's; setns takes
+    // its descriptor and a flag word.
+    if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&own), libc::CLONE_NEWNET) } != 0 {
+        return Err(fail("return to the runtime's own namespace"));
+    }
+    made
+}
+
+fn open_namespace(path: &std::ffi::CStr) -> Option<std::os::fd::OwnedFd> {
+    // SAFETY: the path is NUL-terminated; open takes no other pointer.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a non-negative return is a new descriptor this process owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// Brings `lo` up with SIOCGIFFLAGS/SIOCSIFFLAGS on a datagram socket; no

@@ -358,6 +358,14 @@ pub(super) fn launch(
     meanwhile: impl FnOnce(),
 ) -> Result<Launched, Error> {
     let started = Instant::now();
+    let runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    // Hooks that run in the runtime's namespaces may configure the
+    // container's network through its pid, so it must be there from the
+    // start.
+    plan.network_from_runtime = plan.network_can_come_later() && !runtime_hooks;
     let mut cgroup = create_cgroup(spec, options)?;
     // On an error from here on, dropping the guard removes the cgroup.
     let placement = Placement::prepare(cgroup.get(), plan)?;
@@ -454,6 +462,10 @@ fn start(
         )
         .map_err(ProcessError::from)?;
         debug!(pid = sandbox.pid, "uid/gid maps written");
+    }
+    if plan.network_from_runtime {
+        sandbox.make_network()?;
+        debug!(pid = sandbox.pid, "network namespace handed over");
     }
     Ok(sandbox.start_meanwhile(meanwhile, |step| debug!(step, "child setup step"))?)
 }

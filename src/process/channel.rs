@@ -1,8 +1,9 @@
 //! The sync channel between the runtime and the sandbox's first process: a
 //! SOCK_SEQPACKET socket pair, so every message arrives whole.
 //!
-//! Parent to child: one `go` once the uid/gid maps are written and the child
-//! sits in its cgroup. Child to parent: optional `step` notices (when debug
+//! Parent to child: one `go` once the uid/gid maps are written (only for a
+//! new user namespace), or the network namespace the runtime made for the
+//! child (`network`). Child to parent: optional `step` notices (when debug
 //! logging is on) and at most one `error`. A successful execve closes the
 //! child's end (it is close-on-exec), which the parent reads as end of file:
 //! the program is running.
@@ -19,6 +20,7 @@ const TERMINAL: u8 = b'T';
 const READY: u8 = b'R';
 const STATE: u8 = b'J';
 const PID: u8 = b'P';
+const NETWORK: u8 = b'N';
 
 /// A failure in the child, as reported over the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,28 @@ impl Channel {
                 io::ErrorKind::UnexpectedEof,
                 "the runtime went away before the sandbox started",
             ))
+        }
+    }
+
+    /// Child: checks, without waiting, that the parent still holds its end.
+    /// A child that does not wait for `go` asks this once, after setting
+    /// its parent-death signal: a parent that died before that would
+    /// otherwise leave it running unsupervised.
+    pub fn check_runtime(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 8];
+        match recv(
+            self.fd.as_raw_fd(),
+            &mut buf,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK,
+        ) {
+            Err(nix::errno::Errno::EAGAIN) => Ok(()),
+            Err(e) => Err(e.into()),
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the runtime went away before the sandbox started",
+            )),
+            Ok(_) => Ok(()),
         }
     }
 
@@ -175,11 +199,17 @@ impl Channel {
     ///
     /// sendmsg(2)'s error.
     pub fn send_terminal(&self, master: &OwnedFd) -> io::Result<()> {
+        self.send_fd(TERMINAL, master)
+    }
+
+    /// One message of kind `kind` carrying `fd` (SCM_RIGHTS).
+    fn send_fd(&self, kind: u8, fd: &OwnedFd) -> io::Result<()> {
         use nix::sys::socket::{sendmsg, ControlMessage, UnixAddr};
         use std::os::fd::AsRawFd;
-        let fds = [master.as_raw_fd()];
+        let fds = [fd.as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        let iov = [io::IoSlice::new(&[TERMINAL])];
+        let body = [kind];
+        let iov = [io::IoSlice::new(&body)];
         sendmsg::<UnixAddr>(
             self.fd.as_raw_fd(),
             &iov,
@@ -188,6 +218,61 @@ impl Channel {
             None,
         )?;
         Ok(())
+    }
+
+    /// Parent: hands over the network namespace made for the child.
+    ///
+    /// # Errors
+    ///
+    /// sendmsg(2)'s error.
+    pub fn send_network(&self, namespace: &OwnedFd) -> io::Result<()> {
+        self.send_fd(NETWORK, namespace)
+    }
+
+    /// Child: waits for the network namespace from [`Channel::send_network`].
+    ///
+    /// # Errors
+    ///
+    /// recvmsg(2)'s error; end of file when the runtime went away.
+    pub fn recv_network(&self) -> io::Result<OwnedFd> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, UnixAddr};
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let mut buf = [0u8; 8];
+        let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        loop {
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            let msg = match recvmsg::<UnixAddr>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(msg) => msg,
+            };
+            let mut received = None;
+            for cmsg in msg.cmsgs()? {
+                if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                    for fd in fds {
+                        // SAFETY: SCM_RIGHTS just installed this descriptor
+                        // in this process; nothing else owns it.
+                        received = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+                    }
+                }
+            }
+            return match (msg.bytes, received) {
+                (0, _) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the runtime went away before handing over the network namespace",
+                )),
+                (_, Some(fd)) if buf[0] == NETWORK => Ok(fd),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "expected the network namespace from the runtime",
+                )),
+            };
+        }
     }
 
     /// Parent: reads the next report.

@@ -130,12 +130,15 @@ fn setup_and_exec(
         unsafe { libc::close(*fd) };
     }
 
-    // The parent writes the uid/gid maps (and, joining a container, places
-    // us in its cgroup) first; until then we have no usable identity in our
-    // user namespace.
-    channel.wait_go().in_step("wait for the runtime")?;
-    if plan.namespaces.has(libc::CLONE_NEWUSER) {
+    // In a new user namespace, the parent writes the uid/gid maps first;
+    // until then we have no usable identity there. Without one there is
+    // nothing to wait for, and a round trip through the parent would cost
+    // a cross-CPU wakeup on the start path.
+    if plan.awaits_runtime() {
+        channel.wait_go().in_step("wait for the runtime")?;
         become_namespace_root(plan)?;
+    } else {
+        channel.check_runtime().in_step("wait for the runtime")?;
     }
 
     // `exec`: join the container's namespaces. setns(2) into a pid
@@ -204,13 +207,19 @@ fn setup_and_exec(
             message: oom_score_adj_error(adj, &e),
         })?;
     }
-    if plan.namespaces.has(libc::CLONE_NEWNET) {
+    if plan.namespaces.has(libc::CLONE_NEWNET) && !plan.network_from_runtime {
         step("bring up loopback");
         network::bring_up_loopback().in_step("bring up loopback")?;
     }
     if let Some(mounts) = &plan.mounts {
         step("mount root filesystem");
         mounts.apply().in_step("mount root filesystem")?;
+    }
+    if plan.network_from_runtime {
+        step("join network namespace");
+        let namespace = channel.recv_network().in_step("join network namespace")?;
+        nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+            .in_step("join network namespace")?;
     }
     step("set rlimits");
     set_rlimits(plan)?;

@@ -70,6 +70,9 @@ pub enum ProcessError {
     /// A setup step in the child failed.
     #[error("{}", .0.message)]
     Setup(ChildFailure),
+    /// The network namespace the runtime makes for the child.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// What [`Sandbox::start`] learned.
@@ -89,11 +92,14 @@ pub struct Sandbox {
     /// A pidfd for it: signals and waits cannot hit a recycled pid.
     pub pidfd: OwnedFd,
     channel: Channel,
+    /// Whether the child waits for `go` (see [`ChildPlan::awaits_runtime`]).
+    awaits_go: bool,
 }
 
 /// Clones the sandbox's first process into its namespaces (and, with
-/// `cgroup`, directly into that cgroup v2 directory). The child waits for
-/// [`Sandbox::start`].
+/// `cgroup`, directly into that cgroup v2 directory). In a new user
+/// namespace the child waits for [`Sandbox::start`]; otherwise it starts
+/// its setup at once.
 ///
 /// `saved_mask` is the signal mask the program gets back before exec.
 ///
@@ -106,7 +112,10 @@ pub fn spawn(
     saved_mask: &libc::sigset_t,
 ) -> Result<Sandbox, ProcessError> {
     let (parent_end, child_end) = channel::channel().map_err(ProcessError::Channel)?;
-    let flags = plan.namespaces.clone_flags;
+    let mut flags = plan.namespaces.clone_flags;
+    if plan.network_from_runtime {
+        flags &= !u64::from(libc::CLONE_NEWNET.unsigned_abs());
+    }
 
     let entered = plan
         .join_pid
@@ -145,6 +154,7 @@ pub fn spawn(
                 pid,
                 pidfd,
                 channel: parent_end,
+                awaits_go: plan.awaits_runtime(),
             })
         }
     }
@@ -246,7 +256,9 @@ impl Sandbox {
         meanwhile: impl FnOnce(),
         mut on_step: impl FnMut(&str),
     ) -> Result<Started, ProcessError> {
-        self.send_go()?;
+        if self.awaits_go {
+            self.send_go()?;
+        }
         meanwhile();
         let mut started = Started {
             terminal: None,
@@ -263,11 +275,30 @@ impl Sandbox {
         }
     }
 
-    /// Releases the child. A child that failed a step before this point has
-    /// reported why and exited, so the send finds the channel closed: its
-    /// report, still buffered, is the error worth showing.
+    /// Makes the sandbox's network namespace and hands it to the child,
+    /// which joins it after its mounts (see
+    /// [`ChildPlan::network_can_come_later`]).
+    ///
+    /// # Errors
+    ///
+    /// Making the namespace failing, or the child's own failure when it
+    /// ended before the hand-over.
+    pub fn make_network(&self) -> Result<(), ProcessError> {
+        let namespace = crate::network::new_namespace()?;
+        self.sent(self.channel.send_network(&namespace))
+    }
+
+    /// Releases the child.
     fn send_go(&self) -> Result<(), ProcessError> {
-        let Err(e) = self.channel.send_go() else {
+        self.sent(self.channel.send_go())
+    }
+
+    /// The outcome of a message to the child. A child that failed a step
+    /// before it read the message has reported why and exited, so the send
+    /// finds the channel closed: its report, still buffered, is the error
+    /// worth showing.
+    fn sent(&self, sent: std::io::Result<()>) -> Result<(), ProcessError> {
+        let Err(e) = sent else {
             return Ok(());
         };
         match self.channel.read_report() {
