@@ -105,3 +105,67 @@ fn host_loopback_listener_is_unreachable_but_own_loopback_works() {
     assert_eq!(out.stdout.trim(), "connected", "{out:#?}");
     drop(listener);
 }
+
+/// The network namespace is made by the runtime beside the child's mounts
+/// when nothing before them needs it, and by clone3 when something does: a
+/// sysfs mount lists the interfaces of its mounter's namespace. Either way
+/// the program runs in a namespace of its own that holds only loopback.
+#[test]
+fn the_network_namespace_is_the_sandboxs_own_however_it_is_made() {
+    if !privileged("the_network_namespace_is_the_sandboxs_own_however_it_is_made") {
+        return;
+    }
+    let host = std::fs::read_link("/proc/self/ns/net").expect("readlink");
+    let host = host.to_string_lossy();
+
+    let script = "readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1";
+    let out = sandbox(&["--log-level", "debug", "--", "sh", "-c", script]).run();
+    out.expect_success();
+    assert!(
+        out.stderr.contains("network namespace handed over")
+            && out.stderr.contains("join network namespace"),
+        "{out:#?}"
+    );
+    let lines: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(lines.len(), 2, "{out:#?}");
+    assert!(
+        lines[0].starts_with("net:[") && lines[0] != host,
+        "{out:#?}"
+    );
+    assert_eq!(lines[1], "lo", "{out:#?}");
+
+    let dir = common::temp_dir();
+    let profile = dir.path().join("with-sys.toml");
+    std::fs::write(
+        &profile,
+        "description = \"default with /sys\"\nextends = \"default\"\n[filesystem]\nsys = true\n",
+    )
+    .expect("write profile");
+    let script = "readlink /proc/self/ns/net; ls /sys/class/net";
+    let out = sandbox(&[
+        "--log-level",
+        "debug",
+        "--profile",
+        &profile.to_string_lossy(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .run();
+    out.expect_success();
+    assert!(
+        !out.stderr.contains("network namespace handed over"),
+        "{out:#?}"
+    );
+    let lines: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(lines.len(), 2, "{out:#?}");
+    assert!(
+        lines[0].starts_with("net:[") && lines[0] != host,
+        "{out:#?}"
+    );
+    assert_eq!(
+        lines[1], "lo",
+        "sysfs lists the sandbox's interfaces: {out:#?}"
+    );
+}
