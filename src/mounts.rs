@@ -765,7 +765,20 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
             how,
         )
     };
-    let mut fd = open(Path::new(".")).map_err(|e| syscall_err("open", &target)(e.into()))?;
+    if create == Create::Nothing {
+        // Nothing to create: the walk below would open each prefix only to
+        // open the whole path last, which the kernel resolves the same way
+        // under RESOLVE_IN_ROOT. One call instead of one per component.
+        let whole = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        return open(whole).map_err(|e| syscall_err("open", &target)(e.into()));
+    }
+    // The directory reached so far; `None` is the root itself, which needs
+    // no descriptor of its own.
+    let mut fd: Option<OwnedFd> = None;
     let mut pending: std::collections::VecDeque<std::ffi::OsString> = rel
         .components()
         .map(|c| c.as_os_str().to_os_string())
@@ -776,14 +789,15 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
         let candidate = prefix.join(&component);
         match open(&candidate) {
             Ok(next) => {
-                fd = next;
+                fd = Some(next);
                 prefix = candidate;
             }
             Err(rustix::io::Errno::NOENT) if create != Create::Nothing => {
                 // A symlink whose target is missing: what is made is its
                 // target, resolved inside the root like any other path, so
                 // an image's `/var/run -> /run` gets a /run of its own.
-                if let Ok(link) = rustix::fs::readlinkat(&fd, component.as_os_str(), Vec::new()) {
+                let dir = fd.as_ref().unwrap_or(root);
+                if let Ok(link) = rustix::fs::readlinkat(dir, component.as_os_str(), Vec::new()) {
                     links += 1;
                     if links > MAX_LINKS {
                         let loop_err = io::Error::from_raw_os_error(libc::ELOOP);
@@ -796,8 +810,7 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
                     );
                     if link.is_absolute() {
                         prefix = PathBuf::new();
-                        fd = open(Path::new("."))
-                            .map_err(|e| syscall_err("open", &target)(e.into()))?;
+                        fd = None;
                     }
                     for part in link.components().rev() {
                         if !matches!(part, Component::RootDir) {
@@ -809,7 +822,7 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
                 if pending.is_empty() && create == Create::File {
                     let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
                     rustix::fs::openat(
-                        &fd,
+                        dir,
                         component.as_os_str(),
                         flags,
                         Mode::from_bits_truncate(0o644),
@@ -817,19 +830,22 @@ fn open_in_root(root: &OwnedFd, rel: &Path, create: Create) -> Result<OwnedFd, M
                     .map_err(|e| syscall_err("create mountpoint", &target)(e.into()))?;
                 } else {
                     rustix::fs::mkdirat(
-                        &fd,
+                        dir,
                         component.as_os_str(),
                         Mode::from_bits_truncate(0o755),
                     )
                     .map_err(|e| syscall_err("create mountpoint", &target)(e.into()))?;
                 }
-                fd = open(&candidate).map_err(|e| syscall_err("open", &target)(e.into()))?;
+                fd = Some(open(&candidate).map_err(|e| syscall_err("open", &target)(e.into()))?);
                 prefix = candidate;
             }
             Err(e) => return Err(syscall_err("open", &target)(e.into())),
         }
     }
-    Ok(fd)
+    match fd {
+        Some(fd) => Ok(fd),
+        None => open(Path::new(".")).map_err(|e| syscall_err("open", &target)(e.into())),
+    }
 }
 
 /// Binds the host's `host` (an absolute host path) onto the object behind
