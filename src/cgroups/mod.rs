@@ -201,11 +201,17 @@ impl Cgroup {
     ) -> Result<(), CgroupError> {
         let leaf = root.join(rel);
         let mut created: Vec<PathBuf> = Vec::new();
-        for _ in 0..MKDIR_ATTEMPTS {
-            for ancestor in fs::ancestors(rel) {
-                let path = root.join(&ancestor);
-                if fs::make_dir(&path)? == fs::Made::Created && !created.contains(&path) {
-                    created.push(path);
+        // The leaf first: the shared parents (`sunaba/`) are kept and
+        // nearly always there, and a mkdir per ancestor per hierarchy on every
+        // start would only be told so. They are made when the leaf's mkdir
+        // says one is missing.
+        for attempt in 0..=MKDIR_ATTEMPTS {
+            if attempt > 0 {
+                for ancestor in fs::ancestors(rel) {
+                    let path = root.join(&ancestor);
+                    if fs::make_dir(&path)? == fs::Made::Created && !created.contains(&path) {
+                        created.push(path);
+                    }
                 }
             }
             match fs::make_dir(&leaf) {
@@ -224,7 +230,8 @@ impl Cgroup {
                     prune_created(&created);
                     return Err(CgroupError::Exists { path: leaf });
                 }
-                // Another run removed the shared parent between our mkdirs.
+                // A parent is missing, or another run removed the shared
+                // parent between our mkdirs.
                 Err(CgroupError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
