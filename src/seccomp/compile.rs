@@ -179,6 +179,43 @@ fn lets_through(action: &SeccompAction) -> bool {
     matches!(action, SeccompAction::Allow | SeccompAction::Log)
 }
 
+/// Whether, for every call, at most one filter of the stack returns
+/// something other than ALLOW, so that their order cannot change the
+/// result (see `chain`). A filter must answer ALLOW either on a match (the
+/// default filter, at most one) or on a mismatch (an action filter). Action
+/// filters must not share a syscall; and whatever an action filter
+/// matches, the default filter must match too, which the layout above
+/// gives: it allows every call any rule matches.
+pub(super) fn exclusive(plans: &[FilterPlan]) -> bool {
+    let allow = |a: &SeccompAction| matches!(a, SeccompAction::Allow);
+    let mut default = None;
+    let mut actions = Vec::new();
+    for plan in plans {
+        match (allow(&plan.on_match), allow(&plan.on_mismatch)) {
+            (true, false) if default.is_none() => default = Some(plan),
+            (false, true) => actions.push(plan),
+            _ => return false,
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for plan in &actions {
+        for (nr, chain) in &plan.rules {
+            if !seen.insert(*nr) {
+                return false;
+            }
+            let covered = default.is_none_or(|d| match (d.rules.get(nr), chain) {
+                (Some(None), _) => true,
+                (Some(Some(all)), Some(these)) => these.iter().all(|r| all.contains(r)),
+                _ => false,
+            });
+            if !covered {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Generates the BPF programs for `plans`, in the same order.
 pub(super) fn generate(plans: Vec<FilterPlan>) -> Result<Vec<BpfProgram>, SeccompError> {
     plans.into_iter().map(FilterPlan::into_program).collect()

@@ -10,8 +10,10 @@
 //! of the time the attach takes.
 //!
 //! The index is inserted right after the load of the syscall number. It
-//! compares that number, which stays in the accumulator, against the numbers
-//! the blocks test, in a binary search. A number whose block checks
+//! compares that number, which stays in the accumulator, in a binary search
+//! over the stretches of consecutive numbers that go to the same place (an
+//! allow-list is mostly long runs), so it grows with the number of
+//! stretches, not of syscalls. A number whose block checks
 //! arguments jumps straight to that block's `JEQ`. One whose block matches
 //! whatever the arguments jumps to a single shared return of the match
 //! action. A number with no block jumps to the chain's final return. For a
@@ -45,7 +47,7 @@ const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
 const NR_OFFSET: u32 = 0;
 /// `BPF_MAXINSNS`.
 const MAX_LEN: usize = 4096;
-/// Numbers a leaf tests one after the other before the search splits.
+/// Blocks so few that the chain's own walk is as quick as an index.
 const LEAF: usize = 4;
 
 /// The chain as found: where it starts, its blocks by syscall number, and
@@ -259,7 +261,7 @@ fn furthest_target(at: usize, i: &sock_filter) -> Option<usize> {
 }
 
 /// Where a leaf of the index sends a number.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     /// The kept block of this syscall number.
     Block(u32),
@@ -273,8 +275,6 @@ enum Target {
 enum Op {
     /// `JGE k`: true to the next instruction, false past the next one.
     Ge(u32),
-    /// `JEQ k`: true to the next instruction, false past the next one.
-    Eq(u32),
     /// An unconditional jump within the index.
     ToIndex(usize),
     /// An unconditional jump behind the index.
@@ -298,7 +298,7 @@ fn build(chain: &Chain, layout: &Layout) -> Vec<sock_filter> {
         })
         .collect();
     let mut ops = Vec::new();
-    node(&leaves, &mut ops);
+    node(&ranges(&leaves), &mut ops);
 
     // Where each part lands once the index is in.
     let start = chain.load + 1;
@@ -325,7 +325,6 @@ fn build(chain: &Chain, layout: &Layout) -> Vec<sock_filter> {
             };
             match *op {
                 Op::Ge(k) => insn(BPF_JMP_JGE_K, 0, 1, k),
-                Op::Eq(k) => insn(BPF_JMP_JEQ_K, 0, 1, k),
                 Op::ToIndex(i) => ja(start + i),
                 Op::To(Target::Block(nr)) => ja(block_at[&nr]),
                 Op::To(Target::Match) => ja(match_at),
@@ -335,18 +334,43 @@ fn build(chain: &Chain, layout: &Layout) -> Vec<sock_filter> {
         .collect()
 }
 
-/// Emits the search over `leaves` (sorted by number): a leaf of a few
-/// equality tests, or a split with the lower half right after it.
-fn node(leaves: &[(u32, Target)], ops: &mut Vec<Op>) {
-    if leaves.len() <= LEAF {
-        for &(nr, target) in leaves {
-            ops.push(Op::Eq(nr));
-            ops.push(Op::To(target));
+/// The number line cut where the target changes: (first number, target)
+/// for each stretch, from 0 up. A syscall allow-list is mostly long runs of
+/// consecutive numbers, so a search over stretches needs far fewer
+/// comparisons than one over numbers. A kept block has a stretch of its own.
+fn ranges(leaves: &[(u32, Target)]) -> Vec<(u32, Target)> {
+    let mut out: Vec<(u32, Target)> = Vec::new();
+    let mut push = |start: u32, target: Target| {
+        let joins = out
+            .last()
+            .is_some_and(|&(_, last)| last == target && !matches!(target, Target::Block(_)));
+        if !joins {
+            out.push((start, target));
         }
-        ops.push(Op::To(Target::NoMatch));
+    };
+    let mut next = Some(0u32);
+    for &(nr, target) in leaves {
+        if let Some(from) = next.filter(|&from| from < nr) {
+            push(from, Target::NoMatch);
+        }
+        push(nr, target);
+        next = nr.checked_add(1);
+    }
+    if let Some(from) = next {
+        push(from, Target::NoMatch);
+    }
+    out
+}
+
+/// Emits the search over `ranges` (sorted, the first starting at 0): a
+/// jump to the target of a single stretch, or a split with the lower half
+/// right after it.
+fn node(ranges: &[(u32, Target)], ops: &mut Vec<Op>) {
+    if let [(_, target)] = ranges {
+        ops.push(Op::To(*target));
         return;
     }
-    let (low, high) = leaves.split_at(leaves.len() / 2);
+    let (low, high) = ranges.split_at(ranges.len() / 2);
     ops.push(Op::Ge(high[0].0));
     let to_high = ops.len();
     ops.push(Op::ToIndex(0)); // patched below

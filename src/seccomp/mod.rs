@@ -24,6 +24,7 @@
 //! decision (OCI `process.noNewPrivileges`).
 
 mod builtin;
+mod chain;
 mod compile;
 mod index;
 mod install;
@@ -190,6 +191,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         install::check_action_available(&plan.on_match)?;
         install::check_action_available(&plan.on_mismatch)?;
     }
+    let exclusive = compile::exclusive(&plans);
     let mut programs = compile::generate(plans)?;
 
     // When the default action lets calls through, x32 syscalls (x86_64 numbers
@@ -205,6 +207,12 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         }
     }
 
+    // The x32 guard, first, answers only x32 calls, which no rule names.
+    if exclusive {
+        if let Some(one) = chain::chain(&programs) {
+            programs = vec![one];
+        }
+    }
     let filter = CompiledFilter::new(programs, flags)?;
     tracing::debug!(
         filters = filter.programs().len(),
