@@ -3,8 +3,8 @@
 //!
 //! The kernel runs every filter of a stack and keeps the result with the
 //! highest precedence. Every filter attached costs its own allocation, JIT
-//! and walk to fill the allow cache: of the 0.2–0.3 ms the agent profile's
-//! three filters took to install, the two small ones made about half.
+//! and walk to fill the allow cache, and a call the cache cannot answer
+//! runs every filter of the stack in turn.
 //!
 //! When, for every call, the filters that return anything but ALLOW all
 //! return the same thing (usually there is at most one), the first of them
