@@ -977,6 +977,8 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOptions) -> Result<Option<Exit>, E
         source: e,
     })?;
     let cgroup = cgroup_of(&saved);
+    plan.generate_seccomp()
+        .map_err(crate::process::ProcessError::from)?;
     let placement = Placement::prepare(cgroup.as_ref(), &mut plan)?;
     let sandbox = process::spawn(&plan, placement.clone_fd(), &signals.saved_mask())?;
     drop(placement);

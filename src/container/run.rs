@@ -17,7 +17,8 @@ use crate::cgroups::{Cgroup, CgroupError, Layout};
 use crate::config::values::Size;
 use crate::config::RunOptions;
 use crate::namespaces;
-use crate::process::{self, ChildPlan, ProcessError, Sandbox};
+use crate::process::{self, ChildPlan, ProcessError, Sandbox, SeccompPlan};
+use crate::seccomp::PreparedFilter;
 use crate::Error;
 
 /// How a sandbox ended.
@@ -366,6 +367,19 @@ pub(super) fn launch(
     // container's network through its pid, so it must be there from the
     // start.
     plan.network_from_runtime = plan.network_can_come_later() && !runtime_hooks;
+    // The filter's BPF is generated once the child is cloned, while it
+    // builds its root, instead of before: the profile was already checked.
+    // createContainer hooks read the container's state from the channel in
+    // the middle of the setup, so with them the filter is made up front.
+    let filter_later = match &plan.seccomp {
+        SeccompPlan::Prepared(prepared)
+            if prepared.fits_one_message() && plan.create_container_hooks.is_empty() =>
+        {
+            plan.defer_seccomp()
+        }
+        _ => None,
+    };
+    plan.generate_seccomp().map_err(ProcessError::from)?;
     let mut cgroup = create_cgroup(spec, options)?;
     // On an error from here on, dropping the guard removes the cgroup.
     let placement = Placement::prepare(cgroup.get(), plan)?;
@@ -377,7 +391,7 @@ pub(super) fn launch(
         "sandbox process cloned"
     );
 
-    match start(&sandbox, plan, meanwhile) {
+    match start(&sandbox, plan, filter_later, meanwhile) {
         Ok(started) => Ok(Launched {
             sandbox,
             cgroup,
@@ -450,7 +464,8 @@ fn log_plan(plan: &ChildPlan) {
 
 fn start(
     sandbox: &Sandbox,
-    plan: &ChildPlan,
+    plan: &mut ChildPlan,
+    filter_later: Option<PreparedFilter>,
     meanwhile: impl FnOnce(),
 ) -> Result<process::Started, Error> {
     if plan.namespaces.has(libc::CLONE_NEWUSER) {
@@ -466,6 +481,12 @@ fn start(
     if plan.network_from_runtime {
         sandbox.make_network()?;
         debug!(pid = sandbox.pid, "network namespace handed over");
+    }
+    if let Some(prepared) = filter_later {
+        let filter = prepared.generate().map_err(ProcessError::from)?;
+        sandbox.send_filter(&filter)?;
+        debug!(pid = sandbox.pid, "seccomp filter handed over");
+        plan.seccomp = SeccompPlan::Compiled(filter);
     }
     Ok(sandbox.start_meanwhile(meanwhile, |step| debug!(step, "child setup step"))?)
 }

@@ -2,8 +2,9 @@
 //! SOCK_SEQPACKET socket pair, so every message arrives whole.
 //!
 //! Parent to child: one `go` once the uid/gid maps are written (only for a
-//! new user namespace), or the network namespace the runtime made for the
-//! child (`network`). Child to parent: optional `step` notices (when debug
+//! new user namespace), the network namespace the runtime made for the
+//! child, and the seccomp filter it generated after the clone, in that
+//! order, each only when the plan says so. Child to parent: optional `step` notices (when debug
 //! logging is on) and at most one `error`. A successful execve closes the
 //! child's end (it is close-on-exec), which the parent reads as end of file:
 //! the program is running.
@@ -21,6 +22,7 @@ const READY: u8 = b'R';
 const STATE: u8 = b'J';
 const PID: u8 = b'P';
 const NETWORK: u8 = b'N';
+const FILTER: u8 = b'F';
 
 /// A failure in the child, as reported over the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +274,50 @@ impl Channel {
                     "expected the network namespace from the runtime",
                 )),
             };
+        }
+    }
+
+    /// Parent: sends the seccomp filter generated after the clone.
+    ///
+    /// # Errors
+    ///
+    /// send(2)'s error.
+    pub fn send_filter(&self, filter: &crate::seccomp::CompiledFilter) -> io::Result<()> {
+        let mut buf = vec![FILTER];
+        buf.extend_from_slice(&filter.to_bytes());
+        self.send_raw(&buf)
+    }
+
+    /// Child: waits for the filter from [`Channel::send_filter`].
+    ///
+    /// # Errors
+    ///
+    /// recv(2)'s error; end of file when the runtime went away; anything
+    /// else than a whole filter.
+    pub fn recv_filter(&self) -> io::Result<crate::seccomp::CompiledFilter> {
+        use std::os::fd::AsRawFd;
+        // 4,096 instructions of 8 bytes per program, a few programs.
+        let mut buf = vec![0u8; 1 << 17];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        match buf[..n].split_first() {
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the runtime went away before sending the seccomp filter",
+            )),
+            Some((&FILTER, body)) => {
+                crate::seccomp::CompiledFilter::from_bytes(body).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "a malformed seccomp filter")
+                })
+            }
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "expected the seccomp filter from the runtime",
+            )),
         }
     }
 

@@ -13,7 +13,7 @@ use oci_spec::runtime::PosixRlimitType;
 
 use super::channel::Channel;
 use super::init;
-use super::plan::ChildPlan;
+use super::plan::{ChildPlan, SeccompPlan};
 use super::terminal;
 use crate::capabilities;
 use crate::network;
@@ -271,7 +271,7 @@ fn setup_and_exec(
     let early_seccomp = !plan.no_new_privs;
     if early_seccomp {
         step("install seccomp filter");
-        plan.seccomp.install().in_step("install seccomp filter")?;
+        install_seccomp(plan, channel)?;
     }
 
     // The bounding set needs CAP_SETPCAP, which the user switch may take away.
@@ -312,7 +312,7 @@ fn setup_and_exec(
     // tampering with an unfiltered parent.
     if !early_seccomp {
         step("install seccomp filter");
-        plan.seccomp.install().in_step("install seccomp filter")?;
+        install_seccomp(plan, channel)?;
     }
 
     if plan.init {
@@ -365,6 +365,22 @@ fn setup_and_exec(
         "exec",
         format!("cannot execute {}", plan.args[0].to_string_lossy()),
     ))
+}
+
+/// Installs the plan's seccomp filter: as generated before the clone, as
+/// the runtime sent it after, or generated here.
+fn install_seccomp(plan: &ChildPlan, channel: &Channel) -> Result<(), StepError> {
+    const STEP: &str = "install seccomp filter";
+    match &plan.seccomp {
+        SeccompPlan::Compiled(filter) => filter.install().in_step(STEP),
+        SeccompPlan::Sent => channel.recv_filter().in_step(STEP)?.install().in_step(STEP),
+        SeccompPlan::Prepared(prepared) => prepared
+            .clone()
+            .generate()
+            .in_step(STEP)?
+            .install()
+            .in_step(STEP),
+    }
 }
 
 /// Blocks until `start` connects to the start socket; returns the

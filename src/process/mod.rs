@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 pub use channel::ChildFailure;
 pub use child::{CANNOT_EXECUTE, NOT_FOUND, SETUP_FAILED};
-pub use plan::ChildPlan;
+pub use plan::{ChildPlan, SeccompPlan};
 
 use channel::{Channel, Report};
 
@@ -286,6 +286,17 @@ impl Sandbox {
     pub fn make_network(&self) -> Result<(), ProcessError> {
         let namespace = crate::network::new_namespace()?;
         self.sent(self.channel.send_network(&namespace))
+    }
+
+    /// Sends the child the seccomp filter generated after the clone (see
+    /// [`ChildPlan::defer_seccomp`]).
+    ///
+    /// # Errors
+    ///
+    /// The child's own failure when it ended before the filter got there,
+    /// or the channel failing.
+    pub fn send_filter(&self, filter: &crate::seccomp::CompiledFilter) -> Result<(), ProcessError> {
+        self.sent(self.channel.send_filter(filter))
     }
 
     /// Releases the child.

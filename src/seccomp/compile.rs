@@ -57,7 +57,7 @@ type Chain = Option<Vec<SeccompRule>>;
 type RuleMap = BTreeMap<i64, Chain>;
 
 /// One filter of the stack, before code generation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct FilterPlan {
     /// Returned for matching calls.
     pub(super) on_match: SeccompAction,

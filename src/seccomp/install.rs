@@ -42,6 +42,53 @@ impl CompiledFilter {
         &self.programs
     }
 
+    /// The filter as bytes for the channel to the sandbox: the flags, then
+    /// each program's length and its instructions, all in native byte order
+    /// (both ends are the same binary on the same machine).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + 8 * self.instruction_count());
+        out.extend_from_slice(&self.flags.to_ne_bytes());
+        for program in &self.programs {
+            let len = u32::try_from(program.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_ne_bytes());
+            for i in program {
+                out.extend_from_slice(&i.code.to_ne_bytes());
+                out.extend_from_slice(&[i.jt, i.jf]);
+                out.extend_from_slice(&i.k.to_ne_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads what [`CompiledFilter::to_bytes`] wrote; `None` if it is cut
+    /// short or a program is longer than the kernel takes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (flags, mut rest) = bytes.split_first_chunk::<8>()?;
+        let mut programs = Vec::new();
+        while let Some((len, after)) = rest.split_first_chunk::<4>() {
+            let len = usize::try_from(u32::from_ne_bytes(*len)).ok()?;
+            if len > BPF_MAXINSNS || after.len() < 8 * len {
+                return None;
+            }
+            let (code, after) = after.split_at(8 * len);
+            let program = code
+                .chunks_exact(8)
+                .map(|c| sock_filter {
+                    code: u16::from_ne_bytes([c[0], c[1]]),
+                    jt: c[2],
+                    jf: c[3],
+                    k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                })
+                .collect();
+            programs.push(program);
+            rest = after;
+        }
+        rest.is_empty().then_some(Self {
+            programs,
+            flags: u64::from_ne_bytes(*flags),
+        })
+    }
+
     /// The total number of BPF instructions over all programs.
     pub fn instruction_count(&self) -> usize {
         self.programs.iter().map(Vec::len).sum()
