@@ -370,10 +370,14 @@ pub(super) fn launch(
     // The filter's BPF is generated once the child is cloned, while it
     // builds its root, instead of before: the profile was already checked.
     // createContainer hooks read the container's state from the channel in
-    // the middle of the setup, so with them the filter is made up front.
+    // the middle of the setup, and a child in a new user namespace reads
+    // its `go` only after the runtime has written the maps: with either,
+    // the filter is made up front.
     let filter_later = match &plan.seccomp {
         SeccompPlan::Prepared(prepared)
-            if prepared.fits_one_message() && plan.create_container_hooks.is_empty() =>
+            if prepared.fits_one_message()
+                && plan.create_container_hooks.is_empty()
+                && !plan.awaits_runtime() =>
         {
             plan.defer_seccomp()
         }
