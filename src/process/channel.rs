@@ -237,12 +237,29 @@ impl Channel {
     ///
     /// recvmsg(2)'s error; end of file when the runtime went away.
     pub fn recv_network(&self) -> io::Result<OwnedFd> {
+        let mut buf = [0u8; 8];
+        let (n, mut fds) = self.recv_message(&mut buf)?;
+        match (n, fds.pop()) {
+            (0, _) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the runtime went away before handing over the network namespace",
+            )),
+            (_, Some(fd)) if buf[0] == NETWORK => Ok(fd),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "expected the network namespace from the runtime",
+            )),
+        }
+    }
+
+    /// One message into `buf`, with the descriptors it carries (SCM_RIGHTS,
+    /// made close-on-exec); 0 bytes is end of file.
+    fn recv_message(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, UnixAddr};
         use std::os::fd::{AsRawFd, FromRawFd};
-        let mut buf = [0u8; 8];
         let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         loop {
-            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            let mut iov = [io::IoSliceMut::new(buf)];
             let msg = match recvmsg::<UnixAddr>(
                 self.fd.as_raw_fd(),
                 &mut iov,
@@ -253,27 +270,19 @@ impl Channel {
                 Err(e) => return Err(e.into()),
                 Ok(msg) => msg,
             };
-            let mut received = None;
+            let mut fds = Vec::new();
             for cmsg in msg.cmsgs()? {
-                if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                    for fd in fds {
-                        // SAFETY: SCM_RIGHTS just installed this descriptor
-                        // in this process; nothing else owns it.
-                        received = Some(unsafe { OwnedFd::from_raw_fd(fd) });
-                    }
+                if let ControlMessageOwned::ScmRights(received) = cmsg {
+                    // SAFETY: SCM_RIGHTS just installed these descriptors in
+                    // this process; nothing else owns them.
+                    fds.extend(
+                        received
+                            .into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
                 }
             }
-            return match (msg.bytes, received) {
-                (0, _) => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the runtime went away before handing over the network namespace",
-                )),
-                (_, Some(fd)) if buf[0] == NETWORK => Ok(fd),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "expected the network namespace from the runtime",
-                )),
-            };
+            return Ok((msg.bytes, fds));
         }
     }
 
@@ -296,8 +305,19 @@ impl Channel {
     /// else than a whole filter.
     pub fn recv_filter(&self) -> io::Result<crate::seccomp::CompiledFilter> {
         use std::os::fd::AsRawFd;
-        // 4,096 instructions of 8 bytes per program, a few programs.
-        let mut buf = vec![0u8; 1 << 17];
+        // MSG_TRUNC with MSG_PEEK gives the waiting message's whole length
+        // (unix(7)), so the buffer is that size and no bigger.
+        let len = loop {
+            match recv(
+                self.fd.as_raw_fd(),
+                &mut [],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        let mut buf = vec![0u8; len];
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -327,38 +347,8 @@ impl Channel {
     ///
     /// recv(2)'s error.
     pub fn read_report(&self) -> io::Result<Report> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, UnixAddr};
-        use std::os::fd::AsRawFd;
-        use std::os::fd::FromRawFd;
         let mut buf = vec![0u8; 8192];
-        let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let (n, fds) = loop {
-            let mut iov = [io::IoSliceMut::new(&mut buf)];
-            match recvmsg::<UnixAddr>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg_space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-                Ok(msg) => {
-                    let mut fds = Vec::new();
-                    for cmsg in msg.cmsgs()? {
-                        if let ControlMessageOwned::ScmRights(received) = cmsg {
-                            fds.extend(received);
-                        }
-                    }
-                    break (msg.bytes, fds);
-                }
-            }
-        };
-        // SAFETY: SCM_RIGHTS just installed these descriptors in this
-        // process; nothing else owns them.
-        let mut fds: Vec<OwnedFd> = fds
-            .into_iter()
-            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-            .collect();
+        let (n, mut fds) = self.recv_message(&mut buf)?;
         if n == 0 {
             return Ok(Report::Closed);
         }
