@@ -368,21 +368,9 @@ pub(super) fn launch(
     // start.
     plan.network_from_runtime = plan.network_can_come_later() && !runtime_hooks;
     // The filter's BPF is generated once the child is cloned, while it
-    // builds its root, instead of before: the profile was already checked.
-    // createContainer hooks read the container's state from the channel in
-    // the middle of the setup, and a child in a new user namespace reads
-    // its `go` only after the runtime has written the maps: with either,
-    // the filter is made up front.
-    let filter_later = match &plan.seccomp {
-        SeccompPlan::Prepared(prepared)
-            if prepared.fits_one_message()
-                && plan.create_container_hooks.is_empty()
-                && !plan.awaits_runtime() =>
-        {
-            plan.defer_seccomp()
-        }
-        _ => None,
-    };
+    // builds its root, where the plan allows; the profile was already
+    // checked. Otherwise it is generated here, before anything exists.
+    let filter_later = plan.defer_seccomp();
     plan.generate_seccomp().map_err(ProcessError::from)?;
     let mut cgroup = create_cgroup(spec, options)?;
     // On an error from here on, dropping the guard removes the cgroup.

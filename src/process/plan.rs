@@ -162,16 +162,28 @@ impl ChildPlan {
     ///
     /// A program longer than the kernel takes.
     pub fn generate_seccomp(&mut self) -> Result<(), crate::seccomp::SeccompError> {
-        if let SeccompPlan::Prepared(prepared) = &self.seccomp {
-            self.seccomp = SeccompPlan::Compiled(prepared.clone().generate()?);
-        }
+        let empty = SeccompPlan::Compiled(CompiledFilter::default());
+        self.seccomp = match std::mem::replace(&mut self.seccomp, empty) {
+            SeccompPlan::Prepared(prepared) => SeccompPlan::Compiled(prepared.generate()?),
+            other => other,
+        };
         Ok(())
     }
 
     /// Takes the prepared filter out of the plan for the runtime to
     /// generate after the clone; the child then waits for it on the channel
-    /// when it comes to install it.
+    /// when it comes to install it. `None` (and the plan unchanged) when
+    /// the filter must be generated before the clone: the channel carries
+    /// the parent's messages in order, and a child in a new user namespace
+    /// reads its `go` first, while createContainer hooks read the state
+    /// mid-setup; or when the filter might not fit one message.
     pub fn defer_seccomp(&mut self) -> Option<PreparedFilter> {
+        let deferrable = matches!(&self.seccomp, SeccompPlan::Prepared(p) if p.fits_one_message())
+            && self.create_container_hooks.is_empty()
+            && !self.awaits_runtime();
+        if !deferrable {
+            return None;
+        }
         match std::mem::replace(&mut self.seccomp, SeccompPlan::Sent) {
             SeccompPlan::Prepared(prepared) => Some(prepared),
             other => {
