@@ -410,12 +410,7 @@ fn sys_is_mounted_read_only_only_when_a_profile_asks() {
         return;
     }
     let dir = common::temp_dir();
-    let profile = dir.path().join("with-sys.toml");
-    std::fs::write(
-        &profile,
-        "description = \"default with a read-only /sys\"\nextends = \"default\"\n[filesystem]\nsys = true\n",
-    )
-    .expect("write profile");
+    let profile = common::profile_with_sys(dir.path());
     let script = "ls /sys/kernel >/dev/null && echo listed; touch /sys/x 2>&1; \
                   grep ' /sys ' /proc/mounts | cut -d' ' -f3,4 | cut -d, -f1";
     let out = sandbox(&[

@@ -126,21 +126,10 @@ fn the_network_namespace_is_the_sandboxs_own_however_it_is_made() {
             && out.stderr.contains("join network namespace"),
         "{out:#?}"
     );
-    let lines: Vec<&str> = out.stdout.split_whitespace().collect();
-    assert_eq!(lines.len(), 2, "{out:#?}");
-    assert!(
-        lines[0].starts_with("net:[") && lines[0] != host,
-        "{out:#?}"
-    );
-    assert_eq!(lines[1], "lo", "{out:#?}");
+    own_namespace_with_only_lo(&out, &host);
 
     let dir = common::temp_dir();
-    let profile = dir.path().join("with-sys.toml");
-    std::fs::write(
-        &profile,
-        "description = \"default with /sys\"\nextends = \"default\"\n[filesystem]\nsys = true\n",
-    )
-    .expect("write profile");
+    let profile = common::profile_with_sys(dir.path());
     let script = "readlink /proc/self/ns/net; ls /sys/class/net";
     let out = sandbox(&[
         "--log-level",
@@ -158,14 +147,17 @@ fn the_network_namespace_is_the_sandboxs_own_however_it_is_made() {
         !out.stderr.contains("network namespace handed over"),
         "{out:#?}"
     );
+    own_namespace_with_only_lo(&out, &host);
+}
+
+/// Asserts that `out` printed a network namespace (`net:[...]`) other than
+/// `host`'s, then the one interface it lists: `lo`.
+fn own_namespace_with_only_lo(out: &common::Output, host: &str) {
     let lines: Vec<&str> = out.stdout.split_whitespace().collect();
     assert_eq!(lines.len(), 2, "{out:#?}");
     assert!(
         lines[0].starts_with("net:[") && lines[0] != host,
         "{out:#?}"
     );
-    assert_eq!(
-        lines[1], "lo",
-        "sysfs lists the sandbox's interfaces: {out:#?}"
-    );
+    assert_eq!(lines[1], "lo", "{out:#?}");
 }

@@ -70,6 +70,18 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("create temp dir")
 }
 
+/// Writes into `dir` a profile that is `default` plus a read-only /sys
+/// (`[filesystem] sys = true`), and returns its path.
+pub fn profile_with_sys(dir: &Path) -> PathBuf {
+    let profile = dir.join("with-sys.toml");
+    std::fs::write(
+        &profile,
+        "description = \"default with a read-only /sys\"\nextends = \"default\"\n[filesystem]\nsys = true\n",
+    )
+    .expect("write profile");
+    profile
+}
+
 /// What a finished run gave back.
 #[derive(Debug)]
 pub struct Output {
