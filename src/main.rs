@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use sunaba::cli::{bench, features, lifecycle, spec, Cli, Command, LogFormat, LogLevel};
+use sunaba::cli::{
+    bench, features, lifecycle, spec, Cli, Command, GlobalArgs, LogFormat, LogLevel,
+};
 use sunaba::container::{oci, Exit};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -14,7 +15,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
-fn init_logging(cli: &Cli, verbose: bool) -> Result<(), String> {
+fn init_logging(cli: &GlobalArgs, verbose: bool) -> Result<(), String> {
     let level = match (cli.log_level, cli.verbose || cli.debug || verbose) {
         (Some(l), _) => l,
         (None, true) => LogLevel::Debug,
@@ -142,7 +143,7 @@ fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_from(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors exit 125 like sunaba's other own failures (and
@@ -156,11 +157,11 @@ fn main() -> ExitCode {
         }
     };
     let verbose = matches!(&cli.command, Command::Run(args) if args.verbose);
-    if let Err(e) = init_logging(&cli, verbose) {
+    if let Err(e) = init_logging(&cli.global, verbose) {
         eprintln!("sunaba: {e}");
         return ExitCode::from(125);
     }
-    if cli.systemd_cgroup {
+    if cli.global.systemd_cgroup {
         tracing::warn!("--systemd-cgroup: sunaba manages cgroups through cgroupfs, not systemd; cgroupsPath is taken as a cgroupfs path");
     }
     let result = dispatch(&cli);
@@ -176,7 +177,7 @@ fn main() -> ExitCode {
             let message = plain(&e.to_string());
             // Into the log as well: an engine that passed --log reads the
             // reason from there.
-            if cli.log.is_some() {
+            if cli.global.log.is_some() {
                 tracing::error!("{message}");
             }
             eprintln!("sunaba: {message}");

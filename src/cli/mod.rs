@@ -8,14 +8,26 @@ pub mod log;
 pub mod run;
 pub mod spec;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// sunaba: run a program in a sandbox built from kernel primitives.
 #[derive(Debug, Parser)]
 #[command(name = "sunaba", version, about, long_about = None)]
 pub struct Cli {
+    /// The options before the verb.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every verb takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// Log every setup step (same as --log-level debug).
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -43,10 +55,13 @@ pub struct Cli {
     /// a rootless caller by its uid.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
 }
+
+/// The verbs [`Cli::parse_from`] first tries alone: those of a sandbox's
+/// start and end.
+const ONE_VERB: [&str; 8] = [
+    "run", "create", "start", "state", "kill", "delete", "pause", "resume",
+];
 
 /// Log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,10 +129,49 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Parses a command line (with the program's name first).
+    ///
+    /// clap builds every verb with all its options before it parses, and
+    /// copies the global options into each: a quarter of a MiB of heap and
+    /// much of the binary's code, on the path of every sandbox's start. The
+    /// verbs an engine calls per container are first tried against a
+    /// command that holds only the verb named; anything that parser does
+    /// not take (help, version, a typo, a misread guess) goes to the full
+    /// one, which gives the same answers and messages as ever. The first
+    /// bare word of a command line is its verb for both parsers, so a
+    /// success of the small one is what the full one would have parsed.
+    pub fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        if let Some(cli) = Self::parse_one_verb(&args) {
+            return Ok(cli);
+        }
+        let matches = Cli::command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    fn parse_one_verb(args: &[OsString]) -> Option<Cli> {
+        let verb = args.iter().skip(1).find_map(|a| {
+            let a = a.to_str()?;
+            ONE_VERB.into_iter().find(|verb| *verb == a)
+        })?;
+        let verb_command = clap::Command::new(verb);
+        let verb_command = match verb {
+            "run" => run::RunArgs::augment_args(verb_command),
+            "create" => lifecycle::CreateArgs::augment_args(verb_command),
+            "kill" => lifecycle::KillArgs::augment_args(verb_command),
+            "delete" => lifecycle::DeleteArgs::augment_args(verb_command),
+            _ => lifecycle::IdArgs::augment_args(verb_command),
+        };
+        let command = GlobalArgs::augment_args(clap::Command::new("sunaba"))
+            .subcommand(verb_command)
+            .subcommand_required(true);
+        let matches = command.try_get_matches_from(args).ok()?;
+        Cli::from_arg_matches(&matches).ok()
+    }
+
     /// The state root: --root, else /run/sunaba for root, else
     /// $XDG_RUNTIME_DIR/sunaba (or /tmp/sunaba-UID).
     pub fn state_root(&self) -> PathBuf {
-        if let Some(root) = &self.root {
+        if let Some(root) = &self.global.root {
             return root.clone();
         }
         let euid = nix::unistd::geteuid().as_raw();
@@ -128,5 +182,84 @@ impl Cli {
             Some(dir) => PathBuf::from(dir).join("sunaba"),
             None => PathBuf::from(format!("/tmp/sunaba-{euid}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<OsString> {
+        std::iter::once("sunaba")
+            .chain(line.split_whitespace())
+            .map(OsString::from)
+            .collect()
+    }
+
+    fn full(line: &str) -> Result<Cli, clap::Error> {
+        let matches = Cli::command().try_get_matches_from(words(line))?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn the_one_verb_parser_reads_what_the_full_one_reads() {
+        for line in [
+            "run --profile agent -- /bin/true",
+            "run -m 64m --cpus 0.5 -v /tmp:/data:ro --profile default -- sh -c true",
+            "--root /run/x run -d --bundle /b ctr",
+            "--log /l --log-format json --log-level debug create --bundle /b --pid-file /p ctr",
+            "--systemd-cgroup --root /r create --bundle /b --console-socket /s ctr",
+            "start ctr",
+            "state ctr",
+            "kill ctr KILL",
+            "kill --all ctr 9",
+            "--root /r delete --force ctr",
+            "--rootless=false delete ctr",
+            "pause ctr",
+            "resume ctr",
+            "--debug --root /r start ctr",
+        ] {
+            let one = Cli::parse_one_verb(&words(line))
+                .unwrap_or_else(|| panic!("{line:?}: the one-verb parser refused it"));
+            let full = full(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            assert_eq!(format!("{one:?}"), format!("{full:?}"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn what_the_one_verb_parser_refuses_goes_to_the_full_one() {
+        for line in [
+            "run --help",
+            "--version",
+            "start",
+            "kill",
+            "delete --bogus ctr",
+            "--root run list",
+            "--root start state ctr",
+            "list",
+            "spec --bundle /b",
+        ] {
+            let one = Cli::parse_one_verb(&words(line));
+            let full = full(line);
+            match (one, full) {
+                (None, _) => {}
+                (Some(one), Ok(full)) => {
+                    assert_eq!(format!("{one:?}"), format!("{full:?}"), "{line:?}")
+                }
+                (Some(one), Err(e)) => {
+                    panic!("{line:?}: one-verb parser took {one:?}, the full one said {e}")
+                }
+            }
+            // And the caller's answer is the full parser's, message included.
+            let answer = Cli::parse_from(words(line)).map_err(|e| e.to_string());
+            let expected = full_text(line);
+            assert_eq!(answer.map(|c| format!("{c:?}")), expected, "{line:?}");
+        }
+    }
+
+    fn full_text(line: &str) -> Result<String, String> {
+        full(line)
+            .map(|c| format!("{c:?}"))
+            .map_err(|e| e.to_string())
     }
 }
