@@ -23,11 +23,12 @@ fi
 export REQUIRE_PRIVILEGED_TESTS=1
 scripts/check.sh
 
-# install.sh installs a static musl build where rustup has the target: the
-# host suite again against that build, so what is installed is what passed.
+# install.sh installs a static musl release build where rustup has the
+# target: the host suite again against that build (release, so with the
+# link arguments of build.rs), so what is installed is what passed.
 . scripts/release-target.sh
 if [ "$RELEASE_TARGET" != "$(rustc -vV | sed -n 's/^host: //p')" ]; then
-    RUSTFLAGS="$RELEASE_RUSTFLAGS" cargo test --locked --target "$RELEASE_TARGET"
+    RUSTFLAGS="$RELEASE_RUSTFLAGS" cargo test --release --locked --target "$RELEASE_TARGET"
 fi
 
 # The same tests again inside a QEMU guest whose kernel has a pure cgroup v2
