@@ -291,3 +291,47 @@ fn v1_device_rules_keep_their_order_and_the_default_devices() {
     assert_eq!(v2.device_rules.len(), 2);
     assert!(v2.unenforced.iter().all(|u| u != "devices"));
 }
+
+#[test]
+fn stale_cgroups_are_found_in_the_first_made_hierarchy_and_removed_from_all() {
+    let (root, layout) = fake_hybrid();
+    let make = |name: &str| {
+        let cg =
+            Cgroup::create(&layout, &Path::new("sunaba").join(name), &resources()).expect("create");
+        let dirs: Vec<PathBuf> = cg.dirs().into_iter().map(Path::to_path_buf).collect();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for dir in &dirs {
+            std::fs::File::open(dir)
+                .and_then(|f| f.set_modified(hour_ago))
+                .expect("backdate");
+        }
+        dirs
+    };
+    let gone = make("run-1-a");
+    let busy = make("run-2-b");
+    let alive = make("run-3-c");
+    // The sweep lists only the hierarchy a cgroup is made in first.
+    assert!(gone[0].starts_with(creation_order(&layout)[0]));
+    assert!(gone[0].starts_with(root.path().join("cpu,cpuacct")));
+    // A process left in the memory hierarchy keeps all of run-2 but the
+    // directories made after that one.
+    let busy_memory = busy
+        .iter()
+        .find(|d| d.starts_with(root.path().join("memory")))
+        .expect("memory directory");
+    std::fs::write(busy_memory.join("cgroup.procs"), "4242\n").expect("write");
+
+    let removed = remove_stale(&layout, Path::new("sunaba"), |name| name != "run-3-c");
+
+    assert!(gone.iter().all(|d| !d.exists()), "{gone:?}");
+    assert!(alive.iter().all(|d| d.exists()), "{alive:?}");
+    assert!(busy[0].exists() && busy_memory.exists());
+    let after_memory: Vec<&PathBuf> = busy
+        .iter()
+        .skip_while(|d| *d != busy_memory)
+        .skip(1)
+        .collect();
+    assert!(!after_memory.is_empty());
+    assert!(after_memory.iter().all(|d| !d.exists()), "{after_memory:?}");
+    assert_eq!(removed, gone.len() + after_memory.len());
+}
