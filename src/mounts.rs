@@ -7,14 +7,22 @@
 //! process exists. The child carries it out in its private mount namespace:
 //!
 //! 1. make `/` private, so nothing propagates back to the host;
-//! 2. mount a scratch tmpfs on `/tmp` and pivot into it, keeping the host's
-//!    root at `/oldroot` (bind sources are read from there, so even a source
-//!    under the host's `/tmp` is reachable);
-//! 3. build the new root at `/newroot`, resolving every destination with
-//!    openat2(RESOLVE_IN_ROOT) and mounting onto the resulting descriptor, so
-//!    a symlink inside the root can never redirect a mount to the host;
-//! 4. detach `/oldroot`, pivot into `/newroot`, detach the scratch tmpfs;
+//! 2. clone the host's mount tree (open_tree(2)), mount a scratch tmpfs on
+//!    `/tmp` and attach the clone at `/tmp/oldroot` (bind sources are read
+//!    from there, so even a source under the host's `/tmp` is reachable);
+//! 3. build the new root at `/tmp/newroot`, resolving every destination
+//!    with openat2(RESOLVE_IN_ROOT) and mounting onto the resulting
+//!    descriptor, so a symlink inside the root can never redirect a mount
+//!    to the host;
+//! 4. detach `/tmp/oldroot`, pivot into `/tmp/newroot` and detach the old
+//!    root with everything on it;
 //! 5. make the root read-only last, so the mountpoints could be created.
+//!
+//! Step 2 could pivot into the scratch tmpfs instead, as bubblewrap does,
+//! but pivot_root(2) walks every task on the machine to move those whose
+//! root is the old one: 0.34 ms with 500 sandboxes running here, for the
+//! second pivot and again for the first. One clone of a mount tree costs
+//! the same whatever runs beside it.
 
 use std::ffi::CString;
 use std::io;
@@ -28,11 +36,11 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::sys::{self, mount_attr};
 
 /// Where the host's root stays reachable while the new root is built.
-const OLD_ROOT: &str = "/oldroot";
+const OLD_ROOT: &str = "/tmp/oldroot";
 /// Where the new root is built.
-const NEW_ROOT: &str = "/newroot";
+const NEW_ROOT: &str = "/tmp/newroot";
 /// An existing host directory the scratch tmpfs is mounted on, in the
-/// sandbox's private mount namespace only.
+/// sandbox's private mount namespace only; it holds the two above.
 const SCRATCH: &str = "/tmp";
 
 /// The annotation that asks for an empty tmpfs root instead of `root.path`.
@@ -691,14 +699,24 @@ fn mount_cgroup_view(
     Ok(())
 }
 
-/// The host path `p` as seen from inside the scratch root.
+/// The host path `p` as seen through the clone of the host's mount tree.
 fn old_root_path(p: &Path) -> PathBuf {
     Path::new(OLD_ROOT).join(p.strip_prefix("/").unwrap_or(p))
 }
 
-/// Mounts the scratch tmpfs and pivots into it; the host root stays at
-/// `/oldroot` until the new root is complete.
+/// Mounts the scratch tmpfs, with the host's mount tree at [`OLD_ROOT`]
+/// until the new root is complete. The tree is cloned before the tmpfs
+/// covers the host's `/tmp`, so the clone still shows what is under it.
 fn enter_scratch() -> Result<(), MountError> {
+    use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+    let host = open_tree(
+        rustix::fs::CWD,
+        "/",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| syscall_err("clone the mount tree at", "/")(e.into()))?;
     mount(
         Some("tmpfs"),
         SCRATCH,
@@ -707,19 +725,23 @@ fn enter_scratch() -> Result<(), MountError> {
         Some("mode=0700,size=64k"),
     )
     .map_err(|e| syscall_err("mount scratch tmpfs on", SCRATCH)(errno(e)))?;
-    for dir in ["newroot", "oldroot"] {
-        let path = Path::new(SCRATCH).join(dir);
-        std::fs::create_dir(&path).map_err(syscall_err("create", &path))?;
+    for dir in [NEW_ROOT, OLD_ROOT] {
+        std::fs::create_dir(dir).map_err(syscall_err("create", Path::new(dir)))?;
     }
-    let put_old = Path::new(SCRATCH).join("oldroot");
-    nix::unistd::pivot_root(SCRATCH, &put_old)
-        .map_err(|e| syscall_err("pivot_root into scratch tmpfs at", SCRATCH)(errno(e)))?;
-    nix::unistd::chdir("/").map_err(|e| syscall_err("chdir to", "/")(errno(e)))
+    move_mount(
+        &host,
+        "",
+        rustix::fs::CWD,
+        OLD_ROOT,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| syscall_err("attach the host's mount tree at", OLD_ROOT)(e.into()))
 }
 
-/// Detaches the host root and makes `/newroot` the root, with the
-/// pivot_root(".", ".") idiom: the old root ends up stacked on the new one
-/// and is detached right after (pivot_root(2), NOTES).
+/// Detaches the host tree's clone and makes [`NEW_ROOT`] the root, with the
+/// pivot_root(".", ".") idiom: the old root (the host's, with the scratch
+/// tmpfs on it) ends up stacked on the new one and is detached right after
+/// (pivot_root(2), NOTES).
 fn pivot_into_new_root() -> Result<(), MountError> {
     umount2(OLD_ROOT, MntFlags::MNT_DETACH)
         .map_err(|e| syscall_err("detach", OLD_ROOT)(errno(e)))?;
