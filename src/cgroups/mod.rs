@@ -629,8 +629,9 @@ impl Cgroup {
 /// the processes die with it, the empty directory does not.
 ///
 /// Only the hierarchy a cgroup is made in first and removed from last is
-/// listed: a cgroup left in any hierarchy is still in that one. Listing every hierarchy cost a start about a millisecond
-/// with 500 sandboxes running on a v1 host (six listings of 500 names).
+/// listed: a cgroup left in any hierarchy is still in that one. Listing
+/// every hierarchy cost a start about a millisecond with 500 sandboxes
+/// running on a v1 host (six listings of 500 names).
 ///
 /// A child that still lists a process, or that the kernel calls busy, stays.
 pub fn remove_stale(layout: &Layout, parent: &Path, is_stale: impl Fn(&str) -> bool) -> usize {
