@@ -143,7 +143,7 @@ fn dispatch(cli: &Cli) -> Result<Option<Exit>, sunaba::Error> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::parse_from(std::env::args_os().collect()) {
+    let cli = match Cli::parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors exit 125 like sunaba's other own failures (and

@@ -57,19 +57,22 @@ pub struct GlobalArgs {
     pub rootless: Option<String>,
 }
 
-/// The verbs [`Cli::parse_from`] first tries alone: those of a sandbox's
-/// start and end, and `bench`'s cut-down sandbox, which stands for `run`
-/// in its measurements.
-const ONE_VERB: [&str; 9] = [
-    "run",
-    "create",
-    "start",
-    "state",
-    "kill",
-    "delete",
-    "pause",
-    "resume",
-    "bench-layer",
+/// Adds one verb's options to its command.
+type AugmentArgs = fn(clap::Command) -> clap::Command;
+
+/// The verbs [`Cli::parse_args`] first tries alone, with their options:
+/// those of a sandbox's start and end, and `bench`'s cut-down sandbox,
+/// which stands for `run` in its measurements.
+const ONE_VERB: [(&str, AugmentArgs); 9] = [
+    ("run", <run::RunArgs as Args>::augment_args),
+    ("create", <lifecycle::CreateArgs as Args>::augment_args),
+    ("start", <lifecycle::IdArgs as Args>::augment_args),
+    ("state", <lifecycle::IdArgs as Args>::augment_args),
+    ("kill", <lifecycle::KillArgs as Args>::augment_args),
+    ("delete", <lifecycle::DeleteArgs as Args>::augment_args),
+    ("pause", <lifecycle::IdArgs as Args>::augment_args),
+    ("resume", <lifecycle::IdArgs as Args>::augment_args),
+    ("bench-layer", <bench::LayerArgs as Args>::augment_args),
 ];
 
 /// Log levels.
@@ -149,7 +152,7 @@ impl Cli {
     /// one, which gives the same answers and messages as ever. The first
     /// bare word of a command line is its verb for both parsers, so a
     /// success of the small one is what the full one would have parsed.
-    pub fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         if let Some(cli) = Self::parse_one_verb(&args) {
             return Ok(cli);
         }
@@ -158,21 +161,12 @@ impl Cli {
     }
 
     fn parse_one_verb(args: &[OsString]) -> Option<Cli> {
-        let verb = args.iter().skip(1).find_map(|a| {
+        let (verb, augment) = args.iter().skip(1).find_map(|a| {
             let a = a.to_str()?;
-            ONE_VERB.into_iter().find(|verb| *verb == a)
+            ONE_VERB.into_iter().find(|(verb, _)| *verb == a)
         })?;
-        let verb_command = clap::Command::new(verb);
-        let verb_command = match verb {
-            "run" => run::RunArgs::augment_args(verb_command),
-            "create" => lifecycle::CreateArgs::augment_args(verb_command),
-            "kill" => lifecycle::KillArgs::augment_args(verb_command),
-            "delete" => lifecycle::DeleteArgs::augment_args(verb_command),
-            "bench-layer" => bench::LayerArgs::augment_args(verb_command),
-            _ => lifecycle::IdArgs::augment_args(verb_command),
-        };
         let command = GlobalArgs::augment_args(clap::Command::new("sunaba"))
-            .subcommand(verb_command)
+            .subcommand(augment(clap::Command::new(verb)))
             .subcommand_required(true);
         let matches = command.try_get_matches_from(args).ok()?;
         Cli::from_arg_matches(&matches).ok()
@@ -264,7 +258,7 @@ mod tests {
                 }
             }
             // And the caller's answer is the full parser's, message included.
-            let answer = Cli::parse_from(words(line)).map_err(|e| e.to_string());
+            let answer = Cli::parse_args(words(line)).map_err(|e| e.to_string());
             let expected = full_text(line);
             assert_eq!(answer.map(|c| format!("{c:?}")), expected, "{line:?}");
         }
