@@ -506,8 +506,9 @@ impl MountPlan {
         for device in &self.devices {
             create_device(&root, device)?;
         }
+        let mut empty = None;
         for path in &self.masked {
-            mask_path(&root, path)?;
+            mask_path(&root, path, &mut empty)?;
         }
         for path in &self.readonly {
             readonly_path(&root, path)?;
@@ -1088,7 +1089,14 @@ fn create_device(root: &OwnedFd, device: &DeviceNode) -> Result<(), MountError> 
 
 /// Hides a path: a file behind the host's /dev/null, a directory behind an
 /// empty read-only tmpfs. A path that does not exist needs no hiding.
-fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
+///
+/// Every masked directory shows the same tmpfs: the first one mounts it and
+/// leaves it in `empty`, the others bind it. Nothing can be written to it,
+/// so sharing it shares nothing, and each sandbox alive then holds one
+/// superblock for its masks instead of one per directory: when any memory
+/// cgroup on the machine is removed, the kernel visits the reclaim lists of
+/// every superblock, so each one costs all later sandboxes a little.
+fn mask_path(root: &OwnedFd, rel: &Path, empty: &mut Option<OwnedFd>) -> Result<(), MountError> {
     let shown = Path::new("/").join(rel);
     let Some(target) = open_if_exists(root, rel)? else {
         return Ok(());
@@ -1098,18 +1106,31 @@ fn mask_path(root: &OwnedFd, rel: &Path) -> Result<(), MountError> {
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
         })
         .map_err(|e| syscall_err("stat", &shown)(e.into()))?;
-    if is_dir {
-        mount(
-            Some("tmpfs"),
-            &fd_path(&target),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            Some("size=0"),
-        )
-        .map_err(|e| syscall_err("mask", &shown)(errno(e)))
-    } else {
-        bind_host(Path::new("/dev/null"), &target, &shown)
+    if !is_dir {
+        return bind_host(Path::new("/dev/null"), &target, &shown);
     }
+    if let Some(empty) = empty {
+        // A plain bind keeps the source mount's read-only flag, and the
+        // superblock itself was made read-only when it was mounted.
+        return mount(
+            Some(&fd_path(empty)),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| syscall_err("mask", &shown)(errno(e)));
+    }
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY,
+        Some("size=0"),
+    )
+    .map_err(|e| syscall_err("mask", &shown)(errno(e)))?;
+    *empty = Some(open_in_root(root, rel, Create::Nothing)?);
+    Ok(())
 }
 
 /// Re-binds a path onto itself, read-only with every submount.

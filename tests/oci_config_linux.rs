@@ -67,21 +67,33 @@ fn network_namespace_holds_only_loopback() {
 }
 
 // config-linux.md "Masked Paths": a masked file reads empty and a masked
-// directory lists empty; the same content elsewhere stays readable.
+// directory lists empty and refuses writes; the same content elsewhere
+// stays readable. Masked directories share one empty filesystem (one
+// device number), not one each.
 #[test]
 fn masked_paths_hide_files_and_directories() {
     if !privileged("masked_paths_hide_files_and_directories") {
         return;
     }
     let script = "echo file:$(cat /etc/masked-file); echo dir:$(ls /etc/masked-dir); \
-                  echo plain:$(cat /etc/plain)";
-    let bundle = Bundle::sh(script).masked_paths(&["/etc/masked-file", "/etc/masked-dir"]);
+                  echo other:$(ls /opt/masked-dir); echo plain:$(cat /etc/plain); \
+                  touch /opt/masked-dir/probe 2>/dev/null || echo write refused; \
+                  stat -c %d /etc/masked-dir /opt/masked-dir / | uniq | wc -l";
+    let bundle = Bundle::sh(script).readonly_root(false).masked_paths(&[
+        "/etc/masked-file",
+        "/etc/masked-dir",
+        "/opt/masked-dir",
+    ]);
     bundle.write_file("/etc/masked-file", "secret");
     bundle.write_file("/etc/masked-dir/inner", "secret");
+    bundle.write_file("/opt/masked-dir/inner", "secret");
     bundle.write_file("/etc/plain", "secret");
 
     let (out, err) = Runtime::new().output_of(&bundle);
-    assert_eq!(out, "file:\ndir:\nplain:secret\n", "{err}");
+    assert_eq!(
+        out, "file:\ndir:\nother:\nplain:secret\nwrite refused\n2\n",
+        "{err}"
+    );
 }
 
 // config-linux.md "Readonly Paths": writes under a read-only path fail
