@@ -188,9 +188,16 @@ fn a_short_run_reports_every_row_and_writes_json_and_svg() {
             "{stdout}"
         );
     }
-    // Two idle sandboxes ran and were stopped; their memory was charged to
+    // Two idle sandboxes ran and were stopped three times (up and down
+    // through the levels, three round trips); their memory was charged to
     // their own cgroups.
-    assert_eq!(report["teardown"]["sandboxes"], 2, "{report}");
+    assert_eq!(report["teardown"]["sandboxes"], 6, "{report}");
+    assert_eq!(report["teardown"]["batches"], 3, "{report}");
+    let scale = report["scale"].as_array().expect("scale rows");
+    assert_eq!(scale.len(), 2, "{report}");
+    for point in scale {
+        assert!(point["ms"]["n"].as_u64().is_some_and(|n| n >= 5), "{point}");
+    }
     let memory = report["memory"].as_array().expect("memory rows");
     assert!(
         memory

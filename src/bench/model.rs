@@ -162,12 +162,16 @@ pub struct ScalePoint {
     pub factor: f64,
 }
 
-/// Stopping many sandboxes at once.
+/// Stopping many sandboxes at once, in the batches the scale section
+/// stops on its way down.
 #[derive(Debug, Clone, Serialize)]
 pub struct Teardown {
-    /// How many were stopped.
+    /// How many were stopped, over all batches.
     pub sandboxes: usize,
-    /// From the first signal to the last runtime reaped, ms.
+    /// How many times a batch was stopped.
+    pub batches: usize,
+    /// The sum over batches of the time from the first signal to the last
+    /// runtime reaped, ms.
     pub total_ms: f64,
     /// `total_ms / sandboxes`.
     pub per_sandbox_ms: f64,

@@ -349,8 +349,9 @@ fn teardown_line(out: &mut String, report: &Report) -> fmt::Result {
     writeln!(out)?;
     writeln!(
         out,
-        "teardown: {} sandboxes stopped in {} ms, {} ms each",
+        "teardown: {} sandboxes stopped in {} batches, {} ms in all, {} ms each",
         t.sandboxes,
+        t.batches,
         num(t.total_ms),
         num(t.per_sandbox_ms)
     )

@@ -1,7 +1,8 @@
 //! Many sandboxes at once: the start latency of one more with 0, 10, 100,
-//! 500 already running, the memory an idle one is charged, how long
-//! stopping them all takes, and how many start per second on one and on
-//! two cores.
+//! 500 already running, sampled on the way up and down through those
+//! levels three times; the memory an idle one is charged; how long
+//! stopping them takes; and how many start per second on one and on two
+//! cores.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -49,17 +50,19 @@ impl Idle {
         }
     }
 
-    /// Stops them all with SIGTERM (the agent's init passes it on) and
-    /// returns how long until the last runtime was reaped.
-    fn stop(&mut self) -> f64 {
+    /// Stops all but the first `keep` with SIGTERM (the agent's init passes
+    /// it on), newest first, and returns how long until the last of them
+    /// was reaped.
+    fn stop_to(&mut self, keep: usize) -> f64 {
         let started = Instant::now();
-        for child in &self.running {
+        let stopping = self.running.split_off(keep.min(self.running.len()));
+        for child in stopping.iter().rev() {
             if let Ok(pid) = libc::pid_t::try_from(child.id()) {
                 // SAFETY: kill takes no pointers; the pid is our unreaped child.
                 unsafe { libc::kill(pid, libc::SIGTERM) };
             }
         }
-        for mut child in self.running.drain(..) {
+        for mut child in stopping {
             let _ = child.wait();
         }
         started.elapsed().as_secs_f64() * 1000.0
@@ -75,14 +78,51 @@ impl Drop for Idle {
     }
 }
 
+/// Up and down through the levels this many times.
+const ROUND_TRIPS: usize = 3;
+
+/// The order the levels are visited in: up and down again, [`ROUND_TRIPS`]
+/// times. The order reads the same backwards, so each level's visits sit
+/// symmetrically about the middle of the section and a drift of the
+/// machine's speed that is linear in time moves every level alike, where
+/// sampling each level in its own stretch of time would read the drift as
+/// a factor.
+fn visits(levels: &[usize]) -> Vec<usize> {
+    let Some((&first, rest)) = levels.split_first() else {
+        return Vec::new();
+    };
+    let mut order = vec![first];
+    for _ in 0..ROUND_TRIPS {
+        order.extend(rest);
+        order.extend(levels[..levels.len() - 1].iter().rev());
+    }
+    order
+}
+
+/// How long to leave the machine after a level changes before sampling:
+/// stopping sandboxes leaves the kernel work (taking their memory cgroups
+/// offline, freeing namespaces) that would otherwise be charged to the
+/// next starts of a descent and to none of an ascent.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub(super) fn run(
     options: &Options,
     report: &mut Report,
     progress: &mut Progress,
 ) -> Result<(), String> {
     let samples = (options.iterations / 2).max(5) as usize;
-    let most = options.scale.iter().copied().max().unwrap_or(0);
-    progress.grow(most + options.scale.len() * samples + 1);
+    let order = visits(&options.scale);
+    let per_visit = |level: usize| {
+        let visits = order.iter().filter(|&&l| l == level).count();
+        samples.div_ceil(visits)
+    };
+    let (mut steps, mut alive) = (1, 0);
+    for &level in &order {
+        steps += level.saturating_sub(alive) + per_visit(level) + 1;
+        alive = level;
+    }
+    progress.grow(steps);
+
     let mut idle = Idle {
         running: Vec::new(),
     };
@@ -91,24 +131,25 @@ pub(super) fn run(
         cmd.args(["run", "--profile", "agent", "--", "/bin/true"]);
         cmd
     };
+    let mut ms: Vec<Vec<f64>> = vec![Vec::new(); options.scale.len()];
+    let mut teardown = Teardown {
+        sandboxes: 0,
+        batches: 0,
+        total_ms: 0.0,
+        per_sandbox_ms: 0.0,
+    };
 
-    for &level in &options.scale {
+    for &level in &order {
+        if idle.running.len() > level {
+            progress.step(&format!("stopping idle sandboxes down to {level}"));
+            teardown.sandboxes += idle.running.len() - level;
+            teardown.batches += 1;
+            teardown.total_ms += idle.stop_to(level);
+        }
         while idle.running.len() < level {
             progress.step(&format!("starting idle sandbox {}", idle.running.len() + 1));
             idle.add(&options.sunaba)?;
         }
-        let mut ms = Vec::new();
-        for _ in 0..samples {
-            progress.step(&format!("one more with {level} running"));
-            ms.push(sample::time(&mut agent(&options.sunaba))?);
-        }
-        let stats = Stats::of(&ms);
-        let first = report.scale.first().map_or(stats.median, |p| p.ms.median);
-        report.scale.push(ScalePoint {
-            running: level,
-            factor: stats.median / first,
-            ms: stats,
-        });
         if level > 0 && !report.memory.iter().any(|m| m.name.starts_with("idle")) {
             if let Some(kib) = idle_memory(&idle) {
                 report.memory.push(Memory {
@@ -117,6 +158,29 @@ pub(super) fn run(
                 });
             }
         }
+        std::thread::sleep(SETTLE);
+        // The first start after a change warms what the change left cold
+        // (page cache, slab caches) and is not kept.
+        sample::time(&mut agent(&options.sunaba))?;
+        let slot = options
+            .scale
+            .iter()
+            .position(|&l| l == level)
+            .ok_or("scale level vanished")?;
+        for _ in 0..per_visit(level) {
+            progress.step(&format!("one more with {level} running"));
+            ms[slot].push(sample::time(&mut agent(&options.sunaba))?);
+        }
+    }
+
+    for (&running, ms) in options.scale.iter().zip(&ms) {
+        let stats = Stats::of(ms);
+        let first = report.scale.first().map_or(stats.median, |p| p.ms.median);
+        report.scale.push(ScalePoint {
+            running,
+            factor: stats.median / first,
+            ms: stats,
+        });
     }
     if let (Some(first), Some(last)) = (report.scale.first(), report.scale.last()) {
         if last.running > first.running {
@@ -131,16 +195,16 @@ pub(super) fn run(
     }
 
     progress.step("stopping the idle sandboxes");
-    let sandboxes = idle.running.len();
-    if sandboxes > 0 {
-        let total_ms = idle.stop();
-        #[allow(clippy::cast_precision_loss)] // a few hundred sandboxes
-        let per = total_ms / sandboxes as f64;
-        report.teardown = Some(Teardown {
-            sandboxes,
-            total_ms,
-            per_sandbox_ms: per,
-        });
+    if !idle.running.is_empty() {
+        teardown.sandboxes += idle.running.len();
+        teardown.batches += 1;
+        teardown.total_ms += idle.stop_to(0);
+    }
+    if teardown.sandboxes > 0 {
+        #[allow(clippy::cast_precision_loss)] // a few thousand sandboxes
+        let per = teardown.total_ms / teardown.sandboxes as f64;
+        teardown.per_sandbox_ms = per;
+        report.teardown = Some(teardown);
     }
     agent_rss(report);
     Ok(())
