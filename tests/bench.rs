@@ -188,11 +188,11 @@ fn a_short_run_reports_every_row_and_writes_json_and_svg() {
             "{stdout}"
         );
     }
-    // Two idle sandboxes ran and were stopped three times (up and down
-    // through the levels, three round trips); their memory was charged to
+    // Two idle sandboxes ran and were stopped five times (up and down
+    // through the levels, five round trips); their memory was charged to
     // their own cgroups.
-    assert_eq!(report["teardown"]["sandboxes"], 6, "{report}");
-    assert_eq!(report["teardown"]["batches"], 3, "{report}");
+    assert_eq!(report["teardown"]["sandboxes"], 10, "{report}");
+    assert_eq!(report["teardown"]["batches"], 5, "{report}");
     let scale = report["scale"].as_array().expect("scale rows");
     assert_eq!(scale.len(), 2, "{report}");
     for point in scale {

@@ -1,6 +1,6 @@
 //! Many sandboxes at once: the start latency of one more with 0, 10, 100,
 //! 500 already running, sampled on the way up and down through those
-//! levels three times; the memory an idle one is charged; how long
+//! levels five times; the memory an idle one is charged; how long
 //! stopping them takes; and how many start per second on one and on two
 //! cores.
 
@@ -79,7 +79,7 @@ impl Drop for Idle {
 }
 
 /// Up and down through the levels this many times.
-const ROUND_TRIPS: usize = 3;
+const ROUND_TRIPS: usize = 5;
 
 /// The order the levels are visited in: up and down again, [`ROUND_TRIPS`]
 /// times. The order reads the same backwards, so each level's visits sit
