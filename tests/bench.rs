@@ -1,7 +1,8 @@
 //! `sunaba bench`: each measured layer really adds the isolation it names
 //! (read back from /proc and the cgroup tree), a short run reports every
-//! row and writes its JSON and SVG, and bad options are refused before
-//! anything runs.
+//! row and writes its JSON and SVG, a steady-state workload measures only
+//! under the seccomp state its row names, and bad options are refused
+//! before anything runs.
 
 mod common;
 
@@ -260,6 +261,27 @@ fn bad_options_are_refused_before_anything_runs() {
     }
 }
 
+/// Runs `sunaba bench ARGS --json FILE`, which must succeed, and returns
+/// the report it wrote.
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let dir = common::temp_dir();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(SUNABA)
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sunaba bench");
+    assert!(
+        out.status.success(),
+        "sunaba bench {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid JSON")
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -275,21 +297,7 @@ fn peers_run_side_by_side_or_are_named_as_missing() {
     {
         return;
     }
-    let dir = common::temp_dir();
-    let json = dir.path().join("peers.json");
-    let out = Command::new(SUNABA)
-        .args(["bench", "--only", "start", "-n", "1", "--peers", "--json"])
-        .arg(&json)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sunaba bench --peers");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid JSON");
+    let report = bench_json(&["--only", "start", "-n", "1", "--peers"]);
     let rows = report["start"].as_array().expect("start rows");
     let notes = report["notes"].to_string();
     let row = |name: &str| rows.iter().find(|r| r["name"] == name);
@@ -332,4 +340,125 @@ fn peers_run_side_by_side_or_are_named_as_missing() {
     // The benchmark left no podman storage mounted and no state behind.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     assert!(!mounts.contains("sunaba-bench"), "{mounts}");
+}
+
+/// The seccomp mode the kernel reports for this test process.
+fn own_seccomp_mode() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .expect("a Seccomp: line")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_workload_measures_only_under_the_seccomp_state_it_was_promised() {
+    if !privileged("a_workload_measures_only_under_the_seccomp_state_it_was_promised") {
+        return;
+    }
+    let dir = common::temp_dir();
+    std::fs::create_dir(dir.path().join("input")).expect("input dir");
+    let workload = |sandbox: &[&str], expect: &str| {
+        let mut argv: Vec<&str> = Vec::new();
+        if !sandbox.is_empty() {
+            argv.extend(["run", "--profile", "agent"]);
+            argv.extend(sandbox.iter().skip(1));
+            argv.extend(["--", SUNABA]);
+        }
+        argv.extend(["bench-workload", "--seccomp", expect, "getppid", "1000"]);
+        let out = Command::new(SUNABA)
+            .args(&argv)
+            .current_dir(dir.path())
+            .env("SUNABA_DATA_DIR", dir.path().join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sunaba");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // The agent sandbox has a filter in force: a row that promised none is
+    // refused with what the kernel said, and the filtered one measures.
+    let (ok, _, err) = workload(&["agent"], "unfiltered");
+    assert!(!ok && err.contains("says Seccomp: 2"), "{err}");
+    let (ok, out, err) = workload(&["agent"], "filtered");
+    assert!(ok, "{err}");
+    assert!(out.trim().parse::<f64>().is_ok_and(|ns| ns > 0.0), "{out}");
+
+    // Without seccomp (where this test itself runs unfiltered), the other
+    // way round.
+    if own_seccomp_mode() == "0" {
+        let unconfined = ["agent", "--security-opt", "seccomp=unconfined"];
+        let (ok, _, err) = workload(&unconfined, "filtered");
+        assert!(!ok && err.contains("says Seccomp: 0"), "{err}");
+        assert!(workload(&unconfined, "unfiltered").0);
+        assert!(workload(&[], "unfiltered").0);
+        let (ok, _, err) = workload(&[], "filtered");
+        assert!(!ok && err.contains("says Seccomp: 0"), "{err}");
+    }
+}
+
+#[test]
+fn steady_rows_compare_the_agent_filter_with_podmans_under_a_peer() {
+    if !privileged("steady_rows_compare_the_agent_filter_with_podmans_under_a_peer") {
+        return;
+    }
+    let report = bench_json(&["--only", "steady", "-n", "1", "--peers"]);
+    let rows = report["steady"].as_array().expect("steady rows");
+    let row = |name: &str, inside: &str, outside: &str| {
+        rows.iter().find(|r| {
+            r["name"] == name && r["inside_what"] == inside && r["outside_what"] == outside
+        })
+    };
+    // Every workload ran three times a side (each run checked its seccomp
+    // state against the kernel's before it measured).
+    for r in rows {
+        assert_eq!(r["inside"]["n"], 3, "{r}");
+        assert_eq!(r["outside"]["n"], 3, "{r}");
+        assert!(r["factor"].as_f64().is_some_and(|f| f > 0.0), "{r}");
+    }
+    for (name, outside) in [
+        ("getppid", "agent, seccomp unconfined"),
+        ("getppid", "any filter (1 instruction)"),
+        ("ioctl (argument-checked)", "agent, seccomp unconfined"),
+        (
+            "personality (argument-checked)",
+            "agent, seccomp unconfined",
+        ),
+    ] {
+        assert!(
+            row(name, "agent", outside).is_some(),
+            "{name} vs {outside}: {report}"
+        );
+    }
+
+    // Under crun (or runc) with podman's profile, when both are here; else
+    // a note says what is missing.
+    let runtime = ["crun", "runc"].into_iter().find(|r| common::have(r));
+    let notes = report["notes"].to_string();
+    match runtime {
+        Some(rt) if std::path::Path::new("/usr/share/containers/seccomp.json").exists() => {
+            let (with, without) = (
+                format!("{rt}, podman's seccomp profile"),
+                format!("{rt}, no seccomp"),
+            );
+            for name in ["getppid", "personality (argument-checked)"] {
+                assert!(row(name, &with, &without).is_some(), "{name}: {report}");
+            }
+            let ratios = report["ratios"].to_string();
+            assert!(
+                ratios.contains("getppid: the agent filter's cost vs podman's profile's"),
+                "{ratios}"
+            );
+        }
+        _ => assert!(notes.contains("steady peer rows skipped: "), "{notes}"),
+    }
+    // Nothing of the peer's bundle is left mounted.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains("sunaba-bench-steady"), "{mounts}");
 }

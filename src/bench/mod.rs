@@ -12,6 +12,7 @@ mod engine;
 pub mod layers;
 pub mod model;
 pub mod peers;
+mod podman_seccomp;
 pub mod report;
 pub mod sample;
 mod scale;

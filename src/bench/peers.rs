@@ -11,8 +11,9 @@
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Where the static busybox comes from (Debian's busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
@@ -165,30 +166,163 @@ pub fn hybrid_cgroups() -> bool {
 pub fn oci_peers(notes: &mut Vec<String>) -> Vec<OciRuntime> {
     let mut found = Vec::new();
     for name in ["runc", "crun", "runsc"] {
-        let Some(binary) = find(name) else {
+        let Some(rt) = oci_runtime(name) else {
             notes.push(format!("{name}: not installed (apt-get install {name})"));
             continue;
         };
-        let hide_unified = name == "crun" && hybrid_cgroups();
-        if hide_unified {
+        if rt.hide_unified {
             notes.push(
                 "crun: run in a private mount namespace with the empty cgroup2 mount detached, since it refuses hybrid cgroup hosts"
                     .into(),
             );
         }
-        let global = if name == "runsc" {
-            // gVisor's own network stack needs a configured namespace; the
-            // bundle has a bare one, as for the other runtimes.
-            vec!["--network=none".to_string()]
-        } else {
-            Vec::new()
-        };
-        found.push(OciRuntime {
-            name: name.into(),
-            binary,
-            global,
-            hide_unified,
-        });
+        found.push(rt);
     }
     found
+}
+
+/// The OCI runtime `name`, if it is installed, set up to run on this host.
+pub fn oci_runtime(name: &str) -> Option<OciRuntime> {
+    let binary = find(name)?;
+    let global = if name == "runsc" {
+        // gVisor's own network stack needs a configured namespace; the
+        // bundle has a bare one, as for the other runtimes.
+        vec!["--network=none".to_string()]
+    } else {
+        Vec::new()
+    };
+    Some(OciRuntime {
+        name: name.into(),
+        binary,
+        global,
+        hide_unified: name == "crun" && hybrid_cgroups(),
+    })
+}
+
+/// A container id no earlier sample used.
+pub fn next_id(runtime: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "bench-{runtime}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Deletes, with `--force`, every container `rt` left in its state root
+/// `root` after a failed sample.
+pub fn delete_leftovers(rt: &OciRuntime, root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.path().is_dir() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let _ = super::sample::output(&mut rt.command(root, "delete", &["--force", &id]));
+        }
+    }
+}
+
+/// An OCI bundle that runs sunaba's own `bench-workload` under a peer
+/// runtime, for the steady-state rows: a root of empty mount points with
+/// the host's /usr and library directories bound read-only over them (so a
+/// dynamically linked sunaba runs too), and the sunaba binary at /sunaba.
+/// Each workload and filter has a config.json of its own beside the one
+/// root; all removed on drop.
+pub struct WorkloadBundle {
+    dir: tempfile::TempDir,
+    base: Value,
+}
+
+impl WorkloadBundle {
+    /// Makes the root and the configuration every workload starts from.
+    ///
+    /// # Errors
+    ///
+    /// The temporary directory cannot be written, or `sunaba` is not there.
+    pub fn new(sunaba: &Path) -> Result<WorkloadBundle, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("sunaba-bench-steady-")
+            .tempdir()
+            .map_err(|e| format!("temporary directory: {e}"))?;
+        let rootfs = dir.path().join("rootfs");
+        let fail = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+        let mkdir = |d: &Path| std::fs::create_dir_all(d).map_err(|e| fail(d, e));
+        for d in ["proc", "dev", "sys", "tmp"] {
+            mkdir(&rootfs.join(d))?;
+        }
+        let mut config = crate::cli::spec::default_config(nix::unistd::geteuid().as_raw() != 0);
+        config["ociVersion"] = json!("1.0.2");
+        config["process"]["terminal"] = json!(false);
+        config["root"] = json!({"path": rootfs, "readonly": true});
+        let mounts = config["mounts"]
+            .as_array_mut()
+            .ok_or("the default configuration has no mounts")?;
+        for d in [
+            "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+        ] {
+            if Path::new(d).exists() {
+                mkdir(&rootfs.join(&d[1..]))?;
+                mounts.push(json!({
+                    "destination": d, "type": "bind", "source": d,
+                    "options": ["rbind", "ro"]
+                }));
+            }
+        }
+        let binary = sunaba.canonicalize().map_err(|e| fail(sunaba, e))?;
+        let target = rootfs.join("sunaba");
+        std::fs::File::create(&target).map_err(|e| fail(&target, e))?;
+        mounts.push(json!({
+            "destination": "/sunaba", "type": "bind", "source": binary,
+            "options": ["bind", "ro"]
+        }));
+        Ok(WorkloadBundle { dir, base: config })
+    }
+
+    /// The bundle that runs `sunaba bench-workload ARGS`, under the OCI
+    /// filter `seccomp` or none; made when first asked for.
+    ///
+    /// # Errors
+    ///
+    /// The bundle cannot be written.
+    pub fn bundle(
+        &self,
+        name: &str,
+        args: &[String],
+        seccomp: Option<&Value>,
+    ) -> Result<PathBuf, String> {
+        let path = self.dir.path().join(name);
+        let file = path.join("config.json");
+        if file.exists() {
+            return Ok(path);
+        }
+        let mut config = self.base.clone();
+        let mut argv = vec!["/sunaba".to_string(), "bench-workload".to_string()];
+        argv.extend(args.iter().cloned());
+        config["process"]["args"] = json!(argv);
+        if let Some(filter) = seccomp {
+            config["linux"]["seccomp"] = filter.clone();
+        }
+        let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(path)
+    }
+
+    /// A state root of its own for `runtime`.
+    pub fn state_root(&self, runtime: &str) -> PathBuf {
+        self.dir.path().join(format!("state-{runtime}"))
+    }
+
+    /// The bounding capabilities the bundle's process gets.
+    pub fn capabilities(&self) -> Vec<String> {
+        self.base["process"]["capabilities"]["bounding"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::engine::Podman;
 use super::layers::Layer;
@@ -40,16 +39,6 @@ impl Variant {
             rss: Some(Box::new(make)),
         }
     }
-}
-
-/// A container id no earlier sample used.
-fn next_id(runtime: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "bench-{runtime}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 pub(super) fn run(
@@ -177,7 +166,7 @@ fn oci_variants(rt: &OciRuntime, bundle: &std::rc::Rc<Bundle>, group: Group) -> 
             &format!("{} run of a busybox bundle", rt.name),
             move || {
                 let _ = &_keep;
-                let id = next_id(&rt.name);
+                let id = peers::next_id(&rt.name);
                 rt.command(&root, "run", &["--bundle", &path.to_string_lossy(), &id])
             },
         ));
@@ -199,7 +188,7 @@ fn oci_variants(rt: &OciRuntime, bundle: &std::rc::Rc<Bundle>, group: Group) -> 
 
 /// One container through create, start, its exit and delete.
 fn lifecycle(rt: &OciRuntime, root: &Path, bundle: &Path) -> Result<f64, String> {
-    let id = next_id(&rt.name);
+    let id = peers::next_id(&rt.name);
     let pid_file = root.join(format!("{id}.pid"));
     let started = std::time::Instant::now();
     sample::time(&mut rt.command(
@@ -405,15 +394,6 @@ fn shuffle(items: &mut [usize], seed: &mut u64) {
 /// Removes what runtimes left in their state roots after a failed sample.
 fn cleanup_state(bundle: &Bundle, runtimes: &[OciRuntime]) {
     for rt in runtimes {
-        let root = bundle.state_root(&rt.name);
-        let Ok(entries) = std::fs::read_dir(&root) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if entry.path().is_dir() {
-                let id = entry.file_name().to_string_lossy().into_owned();
-                let _ = sample::output(&mut rt.command(&root, "delete", &["--force", &id]));
-            }
-        }
+        peers::delete_leftovers(rt, &bundle.state_root(&rt.name));
     }
 }

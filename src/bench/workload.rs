@@ -29,6 +29,14 @@ pub enum Workload {
         /// Calls.
         calls: u64,
     },
+    /// `personality(0xffffffff)`, the query, in a loop: a syscall that the
+    /// agent filter and podman's profile both allow for the same five
+    /// argument values, this one last, so it compares how well each
+    /// filter's program checks an argument (ns/call).
+    Personality {
+        /// Calls.
+        calls: u64,
+    },
     /// Writes a file in 64 KiB blocks, reads it back and removes it (MiB/s
     /// of data moved).
     Fileio {
@@ -48,7 +56,9 @@ impl Workload {
     /// The unit of what [`Workload::run`] returns.
     pub fn unit(&self) -> &'static str {
         match self {
-            Workload::Getppid { .. } | Workload::Ioctl { .. } => "ns/call",
+            Workload::Getppid { .. } | Workload::Ioctl { .. } | Workload::Personality { .. } => {
+                "ns/call"
+            }
             Workload::Fileio { .. } => "MiB/s",
             Workload::Tcp { .. } => "us/round trip",
         }
@@ -59,25 +69,74 @@ impl Workload {
         matches!(self, Workload::Fileio { .. })
     }
 
-    /// Runs the workload and returns its figure.
+    /// Runs the workload and returns its figure, once the seccomp state is
+    /// what `expect` says (when it says anything).
     ///
     /// # Errors
     ///
-    /// A syscall, file or socket operation failed; the error names it.
-    pub fn run(&self) -> Result<f64, String> {
+    /// A syscall, file or socket operation failed, or the wrong seccomp
+    /// state is in force; the error names it.
+    pub fn run(&self, expect: Option<Seccomp>) -> Result<f64, String> {
+        if let Workload::Getppid {
+            trivial_filter: true,
+            ..
+        } = self
+        {
+            allow_everything()?;
+        }
+        if let Some(expect) = expect {
+            expect.check()?;
+        }
         match self {
-            Workload::Getppid {
-                calls,
-                trivial_filter,
-            } => {
-                if *trivial_filter {
-                    allow_everything()?;
-                }
-                Ok(getppid(*calls))
-            }
+            Workload::Getppid { calls, .. } => Ok(getppid(*calls)),
             Workload::Ioctl { calls } => ioctl(*calls),
+            Workload::Personality { calls } => personality(*calls),
             Workload::Fileio { dir, mib } => fileio(dir, *mib),
             Workload::Tcp { round_trips } => tcp(*round_trips),
+        }
+    }
+}
+
+/// The seccomp state a workload must find itself in. A steady-state row
+/// compares a filtered run with an unfiltered one; a runtime that quietly
+/// installed no filter, or one where none was asked for, would make the
+/// row compare nothing, so the workload reads the kernel's word first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Seccomp {
+    /// A filter is in force (`Seccomp: 2` in /proc/self/status).
+    Filtered,
+    /// No seccomp at all (`Seccomp: 0`).
+    Unfiltered,
+}
+
+impl Seccomp {
+    /// Its name on the `bench-workload` command line.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Seccomp::Filtered => "filtered",
+            Seccomp::Unfiltered => "unfiltered",
+        }
+    }
+
+    fn check(self) -> Result<(), String> {
+        const STATUS: &str = "/proc/self/status";
+        let status = std::fs::read_to_string(STATUS).map_err(|e| format!("{STATUS}: {e}"))?;
+        let mode = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .map(str::trim)
+            .ok_or_else(|| format!("{STATUS} has no Seccomp: line"))?;
+        let want = match self {
+            Seccomp::Filtered => "2",
+            Seccomp::Unfiltered => "0",
+        };
+        if mode == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "the workload expected Seccomp: {want} ({}) but {STATUS} says Seccomp: {mode}",
+                self.arg()
+            ))
         }
     }
 }
@@ -87,16 +146,21 @@ fn per_call_ns(started: Instant, calls: u64) -> f64 {
     started.elapsed().as_nanos() as f64 / calls.max(1) as f64
 }
 
-fn getppid(calls: u64) -> f64 {
-    // The raw syscall: a libc that cached the answer would measure nothing.
-    let call = || {
-        // SAFETY: getppid takes no arguments and cannot fail.
-        unsafe { libc::syscall(libc::SYS_getppid) };
-    };
+/// Times `calls` calls of `call` after a tenth as many untimed ones, which
+/// fault in the code and warm the caches (ns/call).
+fn time_calls(calls: u64, call: impl Fn()) -> f64 {
     (0..calls / 10).for_each(|_| call());
     let started = Instant::now();
     (0..calls).for_each(|_| call());
     per_call_ns(started, calls)
+}
+
+fn getppid(calls: u64) -> f64 {
+    // The raw syscall: a libc that cached the answer would measure nothing.
+    time_calls(calls, || {
+        // SAFETY: getppid takes no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    })
 }
 
 /// Installs a filter of one instruction, `return ALLOW`. Every syscall
@@ -158,14 +222,25 @@ fn ioctl(calls: u64) -> Result<f64, String> {
             std::io::Error::last_os_error()
         ));
     }
-    (0..calls / 10).for_each(|_| {
+    Ok(time_calls(calls, || {
         call();
-    });
-    let started = Instant::now();
-    (0..calls).for_each(|_| {
+    }))
+}
+
+fn personality(calls: u64) -> Result<f64, String> {
+    const QUERY: libc::c_ulong = 0xffff_ffff;
+    // SAFETY: personality(2) takes a plain integer; the query changes
+    // nothing and returns the current persona.
+    let call = || unsafe { libc::personality(QUERY) };
+    if call() == -1 {
+        return Err(format!(
+            "personality({QUERY:#x}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(time_calls(calls, || {
         call();
-    });
-    Ok(per_call_ns(started, calls))
+    }))
 }
 
 fn fileio(dir: &Path, mib: u64) -> Result<f64, String> {
@@ -243,17 +318,37 @@ mod tests {
                 trivial_filter: false,
             },
             Workload::Ioctl { calls: 1000 },
+            Workload::Personality { calls: 1000 },
             Workload::Fileio {
                 dir: dir.path().to_path_buf(),
                 mib: 1,
             },
             Workload::Tcp { round_trips: 100 },
         ] {
-            let figure = w.run().expect("workload runs");
+            let figure = w.run(None).expect("workload runs");
             assert!(figure > 0.0 && figure.is_finite(), "{w:?}: {figure}");
         }
         // The file workload cleans up after itself.
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn the_seccomp_state_is_read_back_before_a_workload_runs() {
+        // Whatever this test runs under, exactly one of the two states is
+        // in force, and the other is refused with the kernel's word.
+        let w = Workload::Getppid {
+            calls: 10,
+            trivial_filter: false,
+        };
+        let (ok, refused) = (
+            w.run(Some(Seccomp::Filtered)),
+            w.run(Some(Seccomp::Unfiltered)),
+        );
+        let err = match (ok, refused) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+            other => panic!("exactly one state holds: {other:?}"),
+        };
+        assert!(err.contains("/proc/self/status says Seccomp: "), "{err}");
     }
 
     #[test]
@@ -262,7 +357,7 @@ mod tests {
             dir: "/nonexistent-sunaba-bench".into(),
             mib: 1,
         }
-        .run()
+        .run(None)
         .expect_err("no such directory");
         assert!(err.contains("/nonexistent-sunaba-bench"), "{err}");
     }

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::bench::{self, layers::Layer, workload::Workload, Section};
+use crate::bench::{
+    self,
+    layers::Layer,
+    workload::{Seccomp, Workload},
+    Section,
+};
 use crate::container::Exit;
 use crate::Error;
 
@@ -51,6 +56,9 @@ pub struct LayerArgs {
 /// Options of the hidden `bench-workload`.
 #[derive(Debug, Args)]
 pub struct WorkloadArgs {
+    /// Refuse to run unless the seccomp state in force is this one.
+    #[arg(long, value_enum)]
+    pub seccomp: Option<Seccomp>,
     /// The workload.
     #[command(subcommand)]
     pub workload: Workload,
@@ -153,7 +161,7 @@ pub fn layer(args: &LayerArgs) -> Result<Exit, Error> {
 ///
 /// The workload failed; the error names the operation.
 pub fn workload(args: &WorkloadArgs) -> Result<(), Error> {
-    let figure = args.workload.run().map_err(Error::Container)?;
+    let figure = args.workload.run(args.seccomp).map_err(Error::Container)?;
     println!("{figure}");
     Ok(())
 }
