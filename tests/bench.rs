@@ -404,8 +404,8 @@ fn a_workload_measures_only_under_the_seccomp_state_it_was_promised() {
 }
 
 #[test]
-fn steady_rows_compare_the_agent_filter_with_podmans_under_a_peer() {
-    if !privileged("steady_rows_compare_the_agent_filter_with_podmans_under_a_peer") {
+fn steady_rows_run_under_the_peers_too() {
+    if !privileged("steady_rows_run_under_the_peers_too") {
         return;
     }
     let report = bench_json(&["--only", "steady", "-n", "1", "--peers"]);
@@ -456,7 +456,31 @@ fn steady_rows_compare_the_agent_filter_with_podmans_under_a_peer() {
                 "{ratios}"
             );
         }
-        _ => assert!(notes.contains("steady peer rows skipped: "), "{notes}"),
+        _ => assert!(
+            notes.contains("steady rows under podman's filter skipped: "),
+            "{notes}"
+        ),
+    }
+    // And the agent's rows against the host, under gVisor where it is here.
+    if common::have("runsc") {
+        for (name, inside, outside) in [
+            ("getppid", "runsc (gVisor)", "host"),
+            (
+                "file write+read, bind mount",
+                "runsc (gVisor), dir:/data",
+                "host, same dir",
+            ),
+            (
+                "file write+read, tmpfs",
+                "runsc (gVisor) /dev/shm",
+                "host /dev/shm",
+            ),
+            ("loopback TCP", "runsc (gVisor) netns", "host"),
+        ] {
+            assert!(row(name, inside, outside).is_some(), "{name}: {report}");
+        }
+    } else {
+        assert!(notes.contains("runsc is not installed"), "{notes}");
     }
     // Nothing of the peer's bundle is left mounted.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");

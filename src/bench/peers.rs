@@ -226,7 +226,8 @@ pub fn delete_leftovers(rt: &OciRuntime, root: &Path) {
 /// An OCI bundle that runs sunaba's own `bench-workload` under a peer
 /// runtime, for the steady-state rows: a root of empty mount points with
 /// the host's /usr and library directories bound read-only over them (so a
-/// dynamically linked sunaba runs too), and the sunaba binary at /sunaba.
+/// dynamically linked sunaba runs too), the sunaba binary at /sunaba and a
+/// host directory bound read-write at /data.
 /// Each workload and filter has a config.json of its own beside the one
 /// root; all removed on drop.
 pub struct WorkloadBundle {
@@ -235,12 +236,13 @@ pub struct WorkloadBundle {
 }
 
 impl WorkloadBundle {
-    /// Makes the root and the configuration every workload starts from.
+    /// Makes the root and the configuration every workload starts from,
+    /// with `data` at /data.
     ///
     /// # Errors
     ///
     /// The temporary directory cannot be written, or `sunaba` is not there.
-    pub fn new(sunaba: &Path) -> Result<WorkloadBundle, String> {
+    pub fn new(sunaba: &Path, data: &Path) -> Result<WorkloadBundle, String> {
         let dir = tempfile::Builder::new()
             .prefix("sunaba-bench-steady-")
             .tempdir()
@@ -248,7 +250,7 @@ impl WorkloadBundle {
         let rootfs = dir.path().join("rootfs");
         let fail = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
         let mkdir = |d: &Path| std::fs::create_dir_all(d).map_err(|e| fail(d, e));
-        for d in ["proc", "dev", "sys", "tmp"] {
+        for d in ["proc", "dev", "sys", "tmp", "data"] {
             mkdir(&rootfs.join(d))?;
         }
         let mut config = crate::cli::spec::default_config(nix::unistd::geteuid().as_raw() != 0);
@@ -275,6 +277,10 @@ impl WorkloadBundle {
         mounts.push(json!({
             "destination": "/sunaba", "type": "bind", "source": binary,
             "options": ["bind", "ro"]
+        }));
+        mounts.push(json!({
+            "destination": "/data", "type": "bind", "source": data,
+            "options": ["bind", "rw"]
         }));
         Ok(WorkloadBundle { dir, base: config })
     }

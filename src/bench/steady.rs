@@ -1,6 +1,8 @@
 //! Steady-state costs: the same workload inside an agent sandbox and
 //! outside it, alternating, so that what is left is what the sandbox costs
-//! once its program runs.
+//! once its program runs. With the peers, the same comparisons for what
+//! their users get: crun under podman's seccomp filter against crun
+//! without, and gVisor against the host.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +20,13 @@ enum Side<'a> {
     Host,
     /// In an agent sandbox, with these extra `sunaba run` flags.
     Agent(&'a [&'a str]),
-    /// Under a peer OCI runtime, with its users' seccomp filter or none.
-    Peer { peer: &'a Peer, filtered: bool },
+    /// Under a peer OCI runtime, from the workload bundle, with this OCI
+    /// seccomp filter or none.
+    Oci {
+        runtime: &'a OciRuntime,
+        bundle: &'a WorkloadBundle,
+        filter: Option<&'a serde_json::Value>,
+    },
 }
 
 /// One side of a comparison: what runs the workload, how it is described,
@@ -49,43 +56,66 @@ struct Case<'a> {
     outside: Run<'a>,
 }
 
-/// The peer whose users' filter the agent filter is compared with: crun
-/// (or runc) under the profile podman gives its containers.
-struct Peer {
-    runtime: OciRuntime,
+/// The peers the workloads also run under, from one bundle.
+struct Peers {
     bundle: WorkloadBundle,
-    filter: serde_json::Value,
+    /// crun (or runc) and the filter podman gives its containers: what the
+    /// agent filter's cost is set beside.
+    seccomp: Option<(OciRuntime, serde_json::Value)>,
+    /// gVisor, whose user-space kernel answers every syscall itself.
+    gvisor: Option<OciRuntime>,
 }
 
-impl Peer {
-    /// crun, else runc, with podman's profile, or why there is none.
-    fn find(sunaba: &Path) -> Result<Peer, String> {
-        let runtime = peers::oci_runtime("crun")
-            .or_else(|| peers::oci_runtime("runc"))
-            .ok_or("neither crun nor runc is installed (apt-get install crun)")?;
-        let text = std::fs::read_to_string(podman_seccomp::PROFILE).map_err(|e| {
-            format!(
-                "{}: {e} (it comes with podman: apt-get install podman)",
-                podman_seccomp::PROFILE
-            )
-        })?;
-        let profile: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", podman_seccomp::PROFILE))?;
-        let bundle = WorkloadBundle::new(sunaba)?;
-        let caps = bundle.capabilities();
-        let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
-        let filter = podman_seccomp::to_oci(
-            &profile,
-            &caps,
-            podman_seccomp::Arch::native()?,
-            podman_seccomp::kernel_version()?,
-        )?;
-        Ok(Peer {
-            runtime,
+impl Peers {
+    /// The bundle and the peers installed here; what is missing is named
+    /// in `notes`.
+    fn find(sunaba: &Path, data: &Path, notes: &mut Vec<String>) -> Result<Peers, String> {
+        let bundle = WorkloadBundle::new(sunaba, data)?;
+        let seccomp = podman_filter(&bundle)
+            .map_err(|e| notes.push(format!("steady rows under podman's filter skipped: {e}")))
+            .ok();
+        let gvisor = peers::oci_runtime("runsc");
+        if gvisor.is_none() {
+            notes.push(
+                "steady rows under gVisor skipped: runsc is not installed (apt-get install runsc)"
+                    .into(),
+            );
+        }
+        Ok(Peers {
             bundle,
-            filter,
+            seccomp,
+            gvisor,
         })
     }
+
+    fn runtimes(&self) -> impl Iterator<Item = &OciRuntime> {
+        self.seccomp.iter().map(|(rt, _)| rt).chain(&self.gvisor)
+    }
+}
+
+/// crun, else runc, with the filter podman gives its containers, made for
+/// the bundle's capabilities; or why there is none.
+fn podman_filter(bundle: &WorkloadBundle) -> Result<(OciRuntime, serde_json::Value), String> {
+    let runtime = peers::oci_runtime("crun")
+        .or_else(|| peers::oci_runtime("runc"))
+        .ok_or("neither crun nor runc is installed (apt-get install crun)")?;
+    let text = std::fs::read_to_string(podman_seccomp::PROFILE).map_err(|e| {
+        format!(
+            "{}: {e} (it comes with podman: apt-get install podman)",
+            podman_seccomp::PROFILE
+        )
+    })?;
+    let profile: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", podman_seccomp::PROFILE))?;
+    let caps = bundle.capabilities();
+    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let filter = podman_seccomp::to_oci(
+        &profile,
+        &caps,
+        podman_seccomp::Arch::native()?,
+        podman_seccomp::kernel_version()?,
+    )?;
+    Ok((runtime, filter))
 }
 
 pub(super) fn run(
@@ -197,46 +227,91 @@ pub(super) fn run(
             ),
         },
     ];
-    // The same syscalls under the filter a peer's users get, against the
-    // same peer without one, so the agent filter's cost is set beside it.
-    let peer = if options.peers {
-        Peer::find(&options.sunaba)
+    let peers = if options.peers {
+        Peers::find(&options.sunaba, disk.path(), &mut report.notes)
             .map_err(|e| report.notes.push(format!("steady peer rows skipped: {e}")))
             .ok()
     } else {
         None
     };
-    let peer_what = peer.as_ref().map(|p| {
-        (
-            format!("{}, podman's seccomp profile", p.runtime.name),
-            format!("{}, no seccomp", p.runtime.name),
-        )
-    });
-    if let (Some(peer), Some((with, without))) = (&peer, &peer_what) {
+    // The same syscalls under the filter a peer's users get, against the
+    // same peer without one, so the agent filter's cost is set beside it.
+    let podman_what = peers
+        .as_ref()
+        .and_then(|p| p.seccomp.as_ref())
+        .map(|(rt, _)| {
+            (
+                format!("{}, podman's seccomp profile", rt.name),
+                format!("{}, no seccomp", rt.name),
+            )
+        });
+    if let (Some(peers), Some((with, without))) = (&peers, &podman_what) {
+        let (runtime, filter) = peers.seccomp.as_ref().expect("named above");
+        let under = |filter| Side::Oci {
+            runtime,
+            bundle: &peers.bundle,
+            filter,
+        };
         for (name, workload) in [
             ("getppid", getppid(false)),
             ("personality (argument-checked)", personality.clone()),
         ] {
             cases.push(Case {
                 name,
-                inside: Run::new(
-                    with,
-                    Side::Peer {
-                        peer,
-                        filtered: true,
-                    },
-                    workload.clone(),
-                    filtered,
-                ),
-                outside: Run::new(
-                    without,
-                    Side::Peer {
-                        peer,
-                        filtered: false,
-                    },
-                    workload,
-                    unfiltered,
-                ),
+                inside: Run::new(with, under(Some(filter)), workload.clone(), filtered),
+                outside: Run::new(without, under(None), workload, unfiltered),
+            });
+        }
+    }
+    // The agent's rows against the host, again under gVisor. Its syscalls
+    // cost tens of microseconds here, so its loops are a hundredth and a
+    // tenth as long, still long enough to be steady (half a second); the
+    // host runs its usual ones, since a loop of a few milliseconds would
+    // measure its own warming up.
+    if let Some((peers, runtime)) = peers.as_ref().and_then(|p| Some((p, p.gvisor.as_ref()?))) {
+        let gvisor = || Side::Oci {
+            runtime,
+            bundle: &peers.bundle,
+            filter: None,
+        };
+        let gv = format!("{} (gVisor)", runtime.name);
+        let short_getppid = Workload::Getppid {
+            calls: 20_000,
+            trivial_filter: false,
+        };
+        let short_tcp = Workload::Tcp { round_trips: 2_000 };
+        let shm = fileio(Path::new("/dev/shm"));
+        let rows = [
+            ("getppid", gv.clone(), short_getppid, "host", getppid(false)),
+            (
+                "file write+read, bind mount",
+                format!("{gv}, dir:/data"),
+                fileio(Path::new("/data")),
+                "host, same dir",
+                fileio(disk.path()),
+            ),
+            (
+                "file write+read, tmpfs",
+                format!("{gv} /dev/shm"),
+                shm.clone(),
+                "host /dev/shm",
+                shm,
+            ),
+            (
+                "loopback TCP",
+                format!("{gv} netns"),
+                short_tcp,
+                "host",
+                Workload::Tcp {
+                    round_trips: 20_000,
+                },
+            ),
+        ];
+        for (name, inside_what, inside, outside_what, outside) in rows {
+            cases.push(Case {
+                name,
+                inside: Run::new(&inside_what, gvisor(), inside, None),
+                outside: Run::new(outside_what, Side::Host, outside, None),
             });
         }
     }
@@ -247,14 +322,16 @@ pub(super) fn run(
             Ok(steady) => report.steady.push(steady),
             // A peer that cannot run the workload costs its rows, not the
             // run: the note says why.
-            Err(e) if matches!(case.inside.side, Side::Peer { .. }) => {
+            Err(e) if matches!(case.inside.side, Side::Oci { .. }) => {
                 report.notes.push(format!("steady peer row skipped: {e}"));
             }
             Err(e) => return Err(e),
         }
     }
-    if let Some(peer) = &peer {
-        peers::delete_leftovers(&peer.runtime, &peer.bundle.state_root(&peer.runtime.name));
+    if let Some(peers) = &peers {
+        for rt in peers.runtimes() {
+            peers::delete_leftovers(rt, &peers.bundle.state_root(&rt.name));
+        }
     }
 
     let find = |name: &str, inside: &str, outside: &str| {
@@ -287,7 +364,7 @@ pub(super) fn run(
     }
     // What a filter costs a call, set beside what the peer's users pay for
     // theirs: the two cost factors over each other.
-    if let Some((with, without)) = &peer_what {
+    if let Some((with, without)) = &podman_what {
         for name in ["getppid", "personality (argument-checked)"] {
             let ours = find(name, "agent", "agent, seccomp unconfined");
             let theirs = find(name, with, without);
@@ -300,6 +377,28 @@ pub(super) fn run(
                     target: None,
                 });
             }
+        }
+    }
+    // What each layer costs a workload against the host, set beside what
+    // gVisor's costs it.
+    for ours in report
+        .steady
+        .iter()
+        .filter(|s| s.inside_what.starts_with("agent") && s.outside_what.starts_with("host"))
+    {
+        let theirs = report.steady.iter().find(|s| {
+            s.name == ours.name
+                && s.outside_what == ours.outside_what
+                && s.inside_what.contains("(gVisor)")
+        });
+        if let Some(theirs) = theirs {
+            ratios.push(Ratio {
+                name: format!("{}: the agent sandbox's cost vs gVisor's", ours.name),
+                sunaba: format!("{} vs {}", ours.inside_what, ours.outside_what),
+                peer: format!("{} vs {}", theirs.inside_what, theirs.outside_what),
+                ratio: ours.factor / theirs.factor,
+                target: None,
+            });
         }
     }
     report.ratios.extend(ratios);
@@ -372,19 +471,20 @@ fn measure(sunaba: &Path, run: &Run<'_>) -> Result<f64, String> {
                 .args(&args);
             cmd
         }
-        Side::Peer { peer, filtered } => {
+        Side::Oci {
+            runtime,
+            bundle,
+            filter,
+        } => {
             let name = format!(
                 "{}-{}",
                 args.join("-").replace(['/', ' '], "_"),
-                if *filtered { "podman" } else { "none" }
+                if filter.is_some() { "filtered" } else { "none" }
             );
-            let bundle = peer
-                .bundle
-                .bundle(&name, &args, filtered.then_some(&peer.filter))?;
-            let root = peer.bundle.state_root(&peer.runtime.name);
-            let id = peers::next_id(&peer.runtime.name);
-            peer.runtime
-                .command(&root, "run", &["--bundle", &bundle.to_string_lossy(), &id])
+            let dir = bundle.bundle(&name, &args, *filter)?;
+            let root = bundle.state_root(&runtime.name);
+            let id = peers::next_id(&runtime.name);
+            runtime.command(&root, "run", &["--bundle", &dir.to_string_lossy(), &id])
         }
     };
     let out = sample::output(&mut cmd)?;
