@@ -81,12 +81,21 @@ fn signed(v: f64) -> String {
     }
 }
 
+/// A factor with two decimals, or with two significant digits when it is
+/// smaller than 0.1, so that 0.0026 (gVisor's getppid against the agent's)
+/// does not read as zero.
 fn factor(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}x")
-    } else {
-        "-".to_string()
+    if !v.is_finite() {
+        return "-".to_string();
     }
+    if v > 0.0 && v < 0.1 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        // -log10 of a number in (0, 0.1) is positive; finite floats keep it
+        // below 330.
+        let decimals = (-v.log10()).ceil() as usize + 1;
+        return format!("{v:.decimals$}x");
+    }
+    format!("{v:.2}x")
 }
 
 fn mib(kib: f64) -> f64 {
@@ -1016,6 +1025,17 @@ mod tests {
         );
         let ratio = t.lines().find(|l| l.contains("agent vs bwrap")).unwrap();
         assert!(ratio.contains("0.85x") && ratio.contains("<= 1.00x") && ratio.ends_with("met"));
+    }
+
+    #[test]
+    fn small_factors_keep_two_significant_digits() {
+        assert_eq!(factor(1.234), "1.23x");
+        assert_eq!(factor(480.27), "480.27x");
+        assert_eq!(factor(0.35), "0.35x");
+        assert_eq!(factor(0.0315), "0.032x");
+        assert_eq!(factor(0.002_64), "0.0026x");
+        assert_eq!(factor(0.0), "0.00x");
+        assert_eq!(factor(f64::NAN), "-");
     }
 
     #[test]
