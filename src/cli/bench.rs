@@ -28,6 +28,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Measure bubblewrap, unshare, runc, crun and runsc too, where installed.
+    ///
+    /// Start latency under each, and under podman with each as its runtime;
+    /// the syscall loops under crun with podman's seccomp filter against
+    /// crun without one; the workloads measured against the host again
+    /// under runsc.
     #[arg(long)]
     pub peers: bool,
     /// Sections to run (default: all).
