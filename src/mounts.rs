@@ -1091,11 +1091,14 @@ fn create_device(root: &OwnedFd, device: &DeviceNode) -> Result<(), MountError> 
 /// empty read-only tmpfs. A path that does not exist needs no hiding.
 ///
 /// Every masked directory shows the same tmpfs: the first one mounts it and
-/// leaves it in `empty`, the others bind it. Nothing can be written to it,
-/// so sharing it shares nothing, and each sandbox alive then holds one
-/// superblock for its masks instead of one per directory: when any memory
-/// cgroup on the machine is removed, the kernel visits the reclaim lists of
-/// every superblock, so each one costs all later sandboxes a little.
+/// leaves it in `empty`, the others bind it. Its superblock is read-only,
+/// so nothing can be written to it; a sandbox with CAP_SYS_ADMIN that
+/// remounted it writable would see its writes in all its masked
+/// directories, but those are all it could reach. Each sandbox alive then
+/// holds one superblock for its masks instead of one per directory: when
+/// any memory cgroup on the machine is removed, the kernel visits the
+/// reclaim lists of every superblock, so each one costs all later
+/// sandboxes a little.
 fn mask_path(root: &OwnedFd, rel: &Path, empty: &mut Option<OwnedFd>) -> Result<(), MountError> {
     let shown = Path::new("/").join(rel);
     let Some(target) = open_if_exists(root, rel)? else {
@@ -1126,6 +1129,8 @@ fn mask_path(root: &OwnedFd, rel: &Path, empty: &mut Option<OwnedFd>) -> Result<
         &fd_path(&target),
         Some("tmpfs"),
         MsFlags::MS_RDONLY,
+        // tmpfs reads size=0 as no limit; the read-only superblock is what
+        // keeps the mask empty.
         Some("size=0"),
     )
     .map_err(|e| syscall_err("mask", &shown)(errno(e)))?;
