@@ -118,7 +118,8 @@ pub(super) fn run(
     };
     let (mut steps, mut alive) = (1, 0);
     for &level in &order {
-        steps += level.saturating_sub(alive) + per_visit(level) + 1;
+        // Starts up to the level, or one stopping step down to it.
+        steps += level.saturating_sub(alive) + usize::from(level < alive) + per_visit(level);
         alive = level;
     }
     progress.grow(steps);
