@@ -210,16 +210,18 @@ pub fn next_id(runtime: &str) -> String {
 }
 
 /// Deletes, with `--force`, every container `rt` left in its state root
-/// `root` after a failed sample.
+/// `root` after a failed sample. The runtime lists them: each keeps its
+/// state in a layout of its own (runc and crun a directory per container,
+/// runsc files).
 pub fn delete_leftovers(rt: &OciRuntime, root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
+    if !root.exists() {
+        return;
+    }
+    let Ok(ids) = super::sample::output(&mut rt.command(root, "list", &["--quiet"])) else {
         return;
     };
-    for entry in entries.flatten() {
-        if entry.path().is_dir() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            let _ = super::sample::output(&mut rt.command(root, "delete", &["--force", &id]));
-        }
+    for id in ids.lines().map(str::trim).filter(|id| !id.is_empty()) {
+        let _ = super::sample::output(&mut rt.command(root, "delete", &["--force", id]));
     }
 }
 
@@ -227,7 +229,8 @@ pub fn delete_leftovers(rt: &OciRuntime, root: &Path) {
 /// runtime, for the steady-state rows: a root of empty mount points with
 /// the host's /usr and library directories bound read-only over them (so a
 /// dynamically linked sunaba runs too), the sunaba binary at /sunaba and a
-/// host directory bound read-write at /data.
+/// host directory bound read-write at /data; its process has the
+/// capabilities it is made with.
 /// Each workload and filter has a config.json of its own beside the one
 /// root; all removed on drop.
 pub struct WorkloadBundle {
@@ -237,12 +240,12 @@ pub struct WorkloadBundle {
 
 impl WorkloadBundle {
     /// Makes the root and the configuration every workload starts from,
-    /// with `data` at /data.
+    /// with `data` at /data and the capability set `caps`.
     ///
     /// # Errors
     ///
     /// The temporary directory cannot be written, or `sunaba` is not there.
-    pub fn new(sunaba: &Path, data: &Path) -> Result<WorkloadBundle, String> {
+    pub fn new(sunaba: &Path, data: &Path, caps: &[&str]) -> Result<WorkloadBundle, String> {
         let dir = tempfile::Builder::new()
             .prefix("sunaba-bench-steady-")
             .tempdir()
@@ -257,6 +260,8 @@ impl WorkloadBundle {
         config["ociVersion"] = json!("1.0.2");
         config["process"]["terminal"] = json!(false);
         config["root"] = json!({"path": rootfs, "readonly": true});
+        config["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
         let mounts = config["mounts"]
             .as_array_mut()
             .ok_or("the default configuration has no mounts")?;
@@ -318,17 +323,5 @@ impl WorkloadBundle {
     /// A state root of its own for `runtime`.
     pub fn state_root(&self, runtime: &str) -> PathBuf {
         self.dir.path().join(format!("state-{runtime}"))
-    }
-
-    /// The bounding capabilities the bundle's process gets.
-    pub fn capabilities(&self) -> Vec<String> {
-        self.base["process"]["capabilities"]["bounding"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }

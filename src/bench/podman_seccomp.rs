@@ -6,23 +6,41 @@
 //! format, Docker's before it): rules carry conditions on the container's
 //! capabilities, the architecture and the kernel (`includes`, `excludes`),
 //! and the architectures come as a map from the native one to the others it
-//! runs. podman keeps the rules whose conditions hold and drops the
-//! conditions; [`to_oci`] does the same for a bundle's bounding set on this
-//! machine.
+//! runs. The engine keeps the rules whose conditions hold and drops the
+//! conditions; [`to_oci`] does the same for podman's default capabilities
+//! on this machine. A minimum kernel counts as Docker counts it (a rule
+//! that includes one needs at least that kernel, one that excludes one
+//! needs an older kernel); the profile podman installs names none.
 
 use serde_json::{json, Map, Value};
 
 /// Where podman's profile is installed (with podman, from containers-common).
 pub const PROFILE: &str = "/usr/share/containers/seccomp.json";
 
+/// The capabilities podman gives a container unless told otherwise (its
+/// `default_capabilities`); the profile's conditions are read against them.
+pub const PODMAN_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
 /// The architecture a profile names rules by: libseccomp's name for the
-/// filter, and the Go name the conditions use.
+/// filter, and the short name its conditions use (`amd64`, `x86`, `x32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arch {
     /// `SCMP_ARCH_X86_64`.
     pub seccomp: &'static str,
     /// `amd64`.
-    pub go: &'static str,
+    pub condition: &'static str,
 }
 
 impl Arch {
@@ -32,17 +50,19 @@ impl Arch {
     ///
     /// An architecture the profiles have no name for.
     pub fn native() -> Result<Arch, String> {
-        let (seccomp, go) = match std::env::consts::ARCH {
+        let little = cfg!(target_endian = "little");
+        let (seccomp, condition) = match std::env::consts::ARCH {
             "x86_64" => ("SCMP_ARCH_X86_64", "amd64"),
-            "x86" => ("SCMP_ARCH_X86", "386"),
+            "x86" => ("SCMP_ARCH_X86", "x86"),
             "aarch64" => ("SCMP_ARCH_AARCH64", "arm64"),
             "arm" => ("SCMP_ARCH_ARM", "arm"),
             "riscv64" => ("SCMP_ARCH_RISCV64", "riscv64"),
             "s390x" => ("SCMP_ARCH_S390X", "s390x"),
-            "powerpc64" => ("SCMP_ARCH_PPC64LE", "ppc64le"),
+            "powerpc64" if little => ("SCMP_ARCH_PPC64LE", "ppc64le"),
+            "powerpc64" => ("SCMP_ARCH_PPC64", "ppc64"),
             other => return Err(format!("no seccomp profile names architecture {other}")),
         };
-        Ok(Arch { seccomp, go })
+        Ok(Arch { seccomp, condition })
     }
 }
 
@@ -143,7 +163,7 @@ pub fn to_oci(
 /// Whether a rule's conditions hold: every capability it includes is in
 /// the set and none it excludes; the architecture is among those it
 /// includes (if it names any) and not among those it excludes; the kernel
-/// is at least its minimum.
+/// is at least the minimum it includes and below the one it excludes.
 fn applies(rule: &Value, caps: &[&str], arch: Arch, kernel: (u32, u32)) -> Result<bool, String> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
@@ -161,17 +181,19 @@ fn applies(rule: &Value, caps: &[&str], arch: Arch, kernel: (u32, u32)) -> Resul
         return Ok(false);
     }
     let arches = strings(&inc["arches"]);
-    if !arches.is_empty() && !arches.iter().any(|a| a == arch.go) {
+    if !arches.is_empty() && !arches.iter().any(|a| a == arch.condition) {
         return Ok(false);
     }
-    if strings(&exc["arches"]).iter().any(|a| a == arch.go) {
+    if strings(&exc["arches"]).iter().any(|a| a == arch.condition) {
         return Ok(false);
     }
-    if let Some(min) = inc["minKernel"].as_str().filter(|m| !m.is_empty()) {
-        let min =
-            parse_version(min).ok_or_else(|| format!("minKernel {min:?} is not MAJOR.MINOR"))?;
-        if kernel < min {
-            return Ok(false);
+    for (condition, holds_below) in [(&inc["minKernel"], false), (&exc["minKernel"], true)] {
+        if let Some(min) = condition.as_str().filter(|m| !m.is_empty()) {
+            let min = parse_version(min)
+                .ok_or_else(|| format!("minKernel {min:?} is not MAJOR.MINOR"))?;
+            if (kernel < min) != holds_below {
+                return Ok(false);
+            }
         }
     }
     Ok(true)
@@ -183,7 +205,7 @@ mod tests {
 
     const X86_64: Arch = Arch {
         seccomp: "SCMP_ARCH_X86_64",
-        go: "amd64",
+        condition: "amd64",
     };
 
     fn names(filter: &Value) -> Vec<String> {
@@ -223,7 +245,9 @@ mod tests {
                 {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW",
                  "includes": {"minKernel": "4.8"}},
                 {"names": ["futex_waitv"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
-                 "includes": {"minKernel": "99.0"}}
+                 "includes": {"minKernel": "99.0"}},
+                {"names": ["open_tree"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+                 "excludes": {"minKernel": "5.2"}}
             ]
         });
         let filter = to_oci(&profile, &["CAP_KILL"], X86_64, (6, 1)).expect("translates");
@@ -242,11 +266,11 @@ mod tests {
         assert_eq!(personality["args"][0]["value"], 4_294_967_295_u64);
 
         // With CAP_SYS_ADMIN, mount comes in and clone goes; an old kernel
-        // loses ptrace.
+        // loses ptrace and gains the ENOSYS answer for open_tree.
         let admin = to_oci(&profile, &["CAP_SYS_ADMIN"], X86_64, (4, 4)).expect("translates");
         assert_eq!(
             names(&admin),
-            ["getppid", "personality", "mount", "arch_prctl"]
+            ["getppid", "personality", "mount", "arch_prctl", "open_tree"]
         );
     }
 
@@ -279,6 +303,39 @@ mod tests {
             err.contains("syscalls[0]") && err.contains("\"new\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_installed_profile_translates() {
+        let Ok(text) = std::fs::read_to_string(PROFILE) else {
+            eprintln!("skipped: no {PROFILE} (podman is not installed)");
+            return;
+        };
+        let profile: Value = serde_json::from_str(&text).expect("the profile is JSON");
+        let filter = to_oci(
+            &profile,
+            PODMAN_CAPABILITIES,
+            Arch::native().expect("a known architecture"),
+            kernel_version().expect("the kernel's version"),
+        )
+        .expect("translates");
+        let rules = filter["syscalls"].as_array().expect("rules");
+        let has = |action: &str, name: &str| {
+            rules.iter().any(|r| {
+                r["action"] == action
+                    && r["names"]
+                        .as_array()
+                        .is_some_and(|n| n.iter().any(|x| x == name))
+            })
+        };
+        // What every container may do; chroot, which podman's default set
+        // reaches (CAP_SYS_CHROOT); and sethostname, refused to a container
+        // without CAP_SYS_ADMIN.
+        for name in ["getppid", "personality", "chroot"] {
+            assert!(has("SCMP_ACT_ALLOW", name), "{name}: {filter}");
+        }
+        assert!(has("SCMP_ACT_ERRNO", "sethostname"), "{filter}");
+        assert!(rules.iter().all(|r| r.get("includes").is_none()));
     }
 
     #[test]

@@ -70,8 +70,10 @@ impl Peers {
     /// The bundle and the peers installed here; what is missing is named
     /// in `notes`.
     fn find(sunaba: &Path, data: &Path, notes: &mut Vec<String>) -> Result<Peers, String> {
-        let bundle = WorkloadBundle::new(sunaba, data)?;
-        let seccomp = podman_filter(&bundle)
+        // A container as podman makes one: its default capabilities, with
+        // and without its filter.
+        let bundle = WorkloadBundle::new(sunaba, data, podman_seccomp::PODMAN_CAPABILITIES)?;
+        let seccomp = podman_filter()
             .map_err(|e| notes.push(format!("steady rows under podman's filter skipped: {e}")))
             .ok();
         let gvisor = peers::oci_runtime("runsc");
@@ -87,15 +89,22 @@ impl Peers {
             gvisor,
         })
     }
+}
 
-    fn runtimes(&self) -> impl Iterator<Item = &OciRuntime> {
-        self.seccomp.iter().map(|(rt, _)| rt).chain(&self.gvisor)
+impl Drop for Peers {
+    /// Whatever ended the section, no container of a failed sample outlives
+    /// it: each runtime deletes what its state root still lists.
+    fn drop(&mut self) {
+        let runtimes = self.seccomp.iter().map(|(rt, _)| rt).chain(&self.gvisor);
+        for rt in runtimes {
+            peers::delete_leftovers(rt, &self.bundle.state_root(&rt.name));
+        }
     }
 }
 
-/// crun, else runc, with the filter podman gives its containers, made for
-/// the bundle's capabilities; or why there is none.
-fn podman_filter(bundle: &WorkloadBundle) -> Result<(OciRuntime, serde_json::Value), String> {
+/// crun, else runc, with the filter podman gives its containers; or why
+/// there is none.
+fn podman_filter() -> Result<(OciRuntime, serde_json::Value), String> {
     let runtime = peers::oci_runtime("crun")
         .or_else(|| peers::oci_runtime("runc"))
         .ok_or("neither crun nor runc is installed (apt-get install crun)")?;
@@ -107,11 +116,9 @@ fn podman_filter(bundle: &WorkloadBundle) -> Result<(OciRuntime, serde_json::Val
     })?;
     let profile: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", podman_seccomp::PROFILE))?;
-    let caps = bundle.capabilities();
-    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
     let filter = podman_seccomp::to_oci(
         &profile,
-        &caps,
+        podman_seccomp::PODMAN_CAPABILITIES,
         podman_seccomp::Arch::native()?,
         podman_seccomp::kernel_version()?,
     )?;
@@ -265,9 +272,8 @@ pub(super) fn run(
     }
     // The agent's rows against the host, again under gVisor. Its syscalls
     // cost tens of microseconds here, so its loops are a hundredth and a
-    // tenth as long, still long enough to be steady (half a second); the
-    // host runs its usual ones, since a loop of a few milliseconds would
-    // measure its own warming up.
+    // tenth as long, still a second or so; the host runs its usual ones,
+    // since a loop of a few milliseconds would measure its own warming up.
     if let Some((peers, runtime)) = peers.as_ref().and_then(|p| Some((p, p.gvisor.as_ref()?))) {
         let gvisor = || Side::Oci {
             runtime,
@@ -326,11 +332,6 @@ pub(super) fn run(
                 report.notes.push(format!("steady peer row skipped: {e}"));
             }
             Err(e) => return Err(e),
-        }
-    }
-    if let Some(peers) = &peers {
-        for rt in peers.runtimes() {
-            peers::delete_leftovers(rt, &peers.bundle.state_root(&rt.name));
         }
     }
 
@@ -428,7 +429,10 @@ fn sample_case(
             } else {
                 (&case.outside, &mut outside)
             };
-            into.push(measure(&options.sunaba, run).map_err(|e| format!("{}: {e}", case.name))?);
+            into.push(
+                measure(&options.sunaba, run)
+                    .map_err(|e| format!("{} ({}): {e}", case.name, run.what))?,
+            );
         }
     }
     let (i, o) = (Stats::of(&inside), Stats::of(&outside));

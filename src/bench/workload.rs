@@ -131,13 +131,19 @@ impl Seccomp {
             Seccomp::Unfiltered => "0",
         };
         if mode == want {
-            Ok(())
-        } else {
-            Err(format!(
-                "the workload expected Seccomp: {want} ({}) but {STATUS} says Seccomp: {mode}",
-                self.arg()
-            ))
+            return Ok(());
         }
+        let why = match self {
+            // Filters are inherited and never removed.
+            Seccomp::Unfiltered => {
+                "a filter was inherited: run the benchmark outside any seccomp-filtered container or service"
+            }
+            Seccomp::Filtered => "the runtime installed no filter where its row says it does",
+        };
+        Err(format!(
+            "the workload expected Seccomp: {want} ({}) but {STATUS} says Seccomp: {mode}: {why}",
+            self.arg()
+        ))
     }
 }
 
