@@ -36,10 +36,7 @@ impl Bundle {
                 "{BUSYBOX} not found; install busybox-static for the OCI rows"
             ));
         }
-        let dir = tempfile::Builder::new()
-            .prefix("sunaba-bench-")
-            .tempdir()
-            .map_err(|e| format!("temporary directory: {e}"))?;
+        let dir = temp_dir("sunaba-bench-")?;
         let rootfs = dir.path().join("bundle/rootfs");
         let fail = |what: &str, e: std::io::Error| format!("{what}: {e}");
         for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
@@ -51,11 +48,7 @@ impl Bundle {
                 .map_err(|e| fail(applet, e))?;
         }
 
-        let mut config = crate::cli::spec::default_config(nix::unistd::geteuid().as_raw() != 0);
-        // Everything the bundle uses is in runtime-spec 1.0, which every
-        // peer accepts (crun 1.8 refuses later versions).
-        config["ociVersion"] = json!("1.0.2");
-        config["process"]["terminal"] = json!(false);
+        let mut config = peer_config();
         config["process"]["args"] = json!(["/bin/true"]);
         let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
         std::fs::write(dir.path().join("bundle/config.json"), text)
@@ -72,6 +65,29 @@ impl Bundle {
     pub fn state_root(&self, runtime: &str) -> PathBuf {
         self.dir.path().join(format!("state-{runtime}"))
     }
+}
+
+/// A temporary directory named `prefix...`, removed on drop.
+fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            format!(
+                "a temporary directory in {}: {e}",
+                std::env::temp_dir().display()
+            )
+        })
+}
+
+/// `sunaba spec`'s configuration, in a form every peer runs: runtime-spec
+/// 1.0 (crun 1.8 refuses later versions; nothing a bundle here uses is
+/// newer) and no terminal, so the benchmark reads the output.
+fn peer_config() -> Value {
+    let mut config = crate::cli::spec::default_config(nix::unistd::geteuid().as_raw() != 0);
+    config["ociVersion"] = json!("1.0.2");
+    config["process"]["terminal"] = json!(false);
+    config
 }
 
 /// An OCI runtime to drive over the bundle.
@@ -246,19 +262,14 @@ impl WorkloadBundle {
     ///
     /// The temporary directory cannot be written, or `sunaba` is not there.
     pub fn new(sunaba: &Path, data: &Path, caps: &[&str]) -> Result<WorkloadBundle, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("sunaba-bench-steady-")
-            .tempdir()
-            .map_err(|e| format!("temporary directory: {e}"))?;
+        let dir = temp_dir("sunaba-bench-steady-")?;
         let rootfs = dir.path().join("rootfs");
         let fail = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
         let mkdir = |d: &Path| std::fs::create_dir_all(d).map_err(|e| fail(d, e));
         for d in ["proc", "dev", "sys", "tmp", "data"] {
             mkdir(&rootfs.join(d))?;
         }
-        let mut config = crate::cli::spec::default_config(nix::unistd::geteuid().as_raw() != 0);
-        config["ociVersion"] = json!("1.0.2");
-        config["process"]["terminal"] = json!(false);
+        let mut config = peer_config();
         config["root"] = json!({"path": rootfs, "readonly": true});
         config["process"]["capabilities"] =
             json!({"bounding": caps, "effective": caps, "permitted": caps});
