@@ -243,20 +243,19 @@ pub(super) fn run(
     };
     // The same syscalls under the filter a peer's users get, against the
     // same peer without one, so the agent filter's cost is set beside it.
-    let podman_what = peers
+    let podman = peers
         .as_ref()
-        .and_then(|p| p.seccomp.as_ref())
-        .map(|(rt, _)| {
-            (
-                format!("{}, podman's seccomp profile", rt.name),
-                format!("{}, no seccomp", rt.name),
-            )
-        });
-    if let (Some(peers), Some((with, without))) = (&peers, &podman_what) {
-        let (runtime, filter) = peers.seccomp.as_ref().expect("named above");
+        .and_then(|p| Some((&p.bundle, p.seccomp.as_ref()?)));
+    let podman_what = podman.map(|(_, (rt, _))| {
+        (
+            format!("{}, podman's seccomp profile", rt.name),
+            format!("{}, no seccomp", rt.name),
+        )
+    });
+    if let (Some((bundle, (runtime, filter))), Some((with, without))) = (podman, &podman_what) {
         let under = |filter| Side::Oci {
             runtime,
-            bundle: &peers.bundle,
+            bundle,
             filter,
         };
         for (name, workload) in [
@@ -456,7 +455,7 @@ fn sample_case(
 fn measure(sunaba: &Path, run: &Run<'_>) -> Result<f64, String> {
     let mut args = Vec::new();
     if let Some(seccomp) = run.seccomp {
-        args.extend(["--seccomp".to_string(), seccomp.arg().to_string()]);
+        args.extend(["--seccomp".to_string(), seccomp.arg()]);
     }
     args.extend(workload_args(&run.workload));
     let mut cmd = match &run.side {

@@ -110,12 +110,11 @@ pub enum Seccomp {
 }
 
 impl Seccomp {
-    /// Its name on the `bench-workload` command line.
-    pub fn arg(self) -> &'static str {
-        match self {
-            Seccomp::Filtered => "filtered",
-            Seccomp::Unfiltered => "unfiltered",
-        }
+    /// Its name on the `bench-workload` command line, as clap parses it.
+    pub fn arg(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 
     fn check(self) -> Result<(), String> {
